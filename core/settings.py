@@ -1,0 +1,155 @@
+"""Typed settings, read once at the edge (CLI, server, app) and passed down.
+
+Sources, highest first: constructor arguments, environment (`RAGLOOM_` prefix, nested with `__`,
+e.g. `RAGLOOM_LLM__MODEL`), `.env`, then `ragloom.toml` in the working directory (or the file named
+by `RAGLOOM_CONFIG`). `OPENAI_API_KEY` / `OPENAI_BASE_URL` are honoured when the ragloom ones are unset.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Engine = Literal["openai", "extractive"]
+
+
+class LLMSettings(BaseModel):
+    """Chat model reached through the gateway (OpenAI or any OpenAI-compatible server)."""
+
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    timeout: float = Field(30.0, gt=0, description="seconds per request")
+    max_retries: int = Field(4, ge=0, description="retries after the first attempt")
+    deadline: float = Field(120.0, gt=0, description="total seconds for one call, retries included")
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    cache: bool = False
+
+
+class EmbedderSettings(BaseModel):
+    """Which embedder turns text into vectors."""
+
+    kind: Literal["local", "openai", "hashing"] = "local"
+    model: str = "text-embedding-3-small"
+    dimensions: int = 384
+    batch_size: int = Field(64, ge=1)
+
+
+class StoreSettings(BaseModel):
+    """Where chunks live: one embedded SQLite file, or a Weaviate cluster."""
+
+    kind: Literal["embedded", "weaviate"] = "embedded"
+    path: Path = Path(".ragloom/store.db")
+    collection: str = "RagloomChunk"
+    tenant: str | None = None
+    weaviate_url: str | None = None
+    weaviate_grpc_port: int = 50051
+    weaviate_api_key: SecretStr | None = None
+    ann: bool = False
+
+
+class CheckpointerSettings(BaseModel):
+    """Where conversation threads persist."""
+
+    kind: Literal["sqlite", "postgres", "memory"] = "sqlite"
+    path: Path = Path(".ragloom/threads.db")
+    postgres_url: SecretStr | None = None
+
+
+class BudgetSettings(BaseModel):
+    """Default per-run limits for graph loops."""
+
+    max_steps: int = Field(24, ge=1)
+    max_tokens: int | None = 32_000
+    max_seconds: float | None = 120.0
+    max_cost_usd: float | None = None
+    max_rewrites: int = Field(2, ge=0)
+
+
+class RetrievalSettings(BaseModel):
+    """How the assistant retrieves."""
+
+    mode: Literal["bm25", "vector", "hybrid"] = "hybrid"
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
+    k: int = Field(6, ge=1)
+    chunk_tokens: int = Field(256, ge=32)
+    chunk_overlap: int = Field(32, ge=0)
+
+
+class PromptSettings(BaseModel):
+    """Compiled DSPy artefacts: where they live and whether graphs load them."""
+
+    compiled_dir: Path | None = None
+    use_compiled: bool = True
+    pinned: dict[str, str] = Field(default_factory=dict, description="module -> artefact hash")
+
+
+class Settings(BaseSettings):
+    """All of ragloom's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAGLOOM_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    engine: Literal["auto", "openai", "extractive"] = "auto"
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    checkpointer: CheckpointerSettings = Field(default_factory=CheckpointerSettings)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("RAGLOOM_CONFIG", "ragloom.toml"))
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @model_validator(mode="after")
+    def _openai_fallbacks(self) -> Settings:
+        if self.llm.api_key is None and os.environ.get("OPENAI_API_KEY"):
+            self.llm.api_key = SecretStr(os.environ["OPENAI_API_KEY"])
+        if self.llm.base_url is None and os.environ.get("OPENAI_BASE_URL"):
+            self.llm.base_url = os.environ["OPENAI_BASE_URL"]
+        return self
+
+    @property
+    def resolved_engine(self) -> Engine:
+        """`openai` when a key or base URL is configured (or asked for), else `extractive`."""
+        if self.engine != "auto":
+            return self.engine
+        if self.llm.api_key is not None or self.llm.base_url:
+            return "openai"
+        return "extractive"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, `.env` and `ragloom.toml`, with explicit overrides."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,214 @@
+"""The store boundary: what every chunk store (embedded SQLite, Weaviate) provides.
+
+A store owns an embedder: `upsert` embeds chunk texts in batches, `search` embeds the query
+for vector and hybrid modes. Hybrid ranking is Weaviate's relativeScoreFusion (min-max
+normalise each leg, weight vector by `alpha` and BM25 by `1 - alpha`, sum), implemented once
+here so both stores rank alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from core.documents import Chunk
+from core.errors import ConfigError
+
+SearchMode = Literal["bm25", "vector", "hybrid"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("bm25", "vector", "hybrid")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters; every given field must match (AND). Empty means no filter.
+
+    - `sources`: chunk source equals one of these
+    - `path_prefix`: chunk source starts with this
+    - `tags`: chunk metadata `tags` contains all of these
+    - `modified_after` / `modified_before`: chunk metadata `modified` (ISO date) in range
+    """
+
+    sources: tuple[str, ...] = ()
+    path_prefix: str | None = None
+    tags: tuple[str, ...] = ()
+    modified_after: date | None = None
+    modified_before: date | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.sources or self.path_prefix or self.tags
+            or self.modified_after or self.modified_before
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> Filters:
+        """Parse the small filter language: space-separated `key:value` terms.
+
+        Keys: `source:` (repeatable), `path:` (prefix), `tag:` (repeatable), `after:`/`before:`
+        (YYYY-MM-DD). Example: `path:library/ tag:stdlib after:2024-01-01`.
+        """
+        sources: list[str] = []
+        tags: list[str] = []
+        values: dict[str, Any] = {}
+        for term in text.split():
+            key, sep, value = term.partition(":")
+            if not sep or not value:
+                raise ConfigError(
+                    f"bad filter term {term!r}", setting="filters",
+                    fix="use key:value with key in source, path, tag, after, before",
+                )
+            if key == "source":
+                sources.append(value)
+            elif key == "tag":
+                tags.append(value)
+            elif key == "path":
+                values["path_prefix"] = value
+            elif key in ("after", "before"):
+                try:
+                    values[f"modified_{key}"] = date.fromisoformat(value)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"bad date in filter term {term!r}", setting="filters", fix="use YYYY-MM-DD"
+                    ) from exc
+            else:
+                raise ConfigError(
+                    f"unknown filter key {key!r}", setting="filters",
+                    fix="use one of source, path, tag, after, before",
+                )
+        return cls(sources=tuple(sources), tags=tuple(tags), **values)
+
+    def matches(self, chunk: Chunk) -> bool:
+        """Whether a chunk passes these filters (the reference semantics for every store)."""
+        if self.sources and chunk.source not in self.sources:
+            return False
+        if self.path_prefix and not chunk.source.startswith(self.path_prefix):
+            return False
+        if self.tags:
+            have = set(chunk.metadata.get("tags") or ())
+            if not set(self.tags) <= have:
+                return False
+        if self.modified_after or self.modified_before:
+            modified = _as_date(chunk.metadata.get("modified"))
+            if modified is None:
+                return False
+            if self.modified_after and modified < self.modified_after:
+                return False
+            if self.modified_before and modified > self.modified_before:
+                return False
+        return True
+
+
+def _as_date(value: object) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value).date()
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass
+class SearchRequest:
+    """Everything a search needs, so stores and tools pass one object around."""
+
+    query: str
+    k: int = 10
+    mode: SearchMode = "hybrid"
+    alpha: float = 0.5
+    filters: Filters = field(default_factory=Filters)
+    tenant: str | None = None
+
+
+@runtime_checkable
+class ChunkStore(Protocol):
+    """A store of chunks with BM25, vector and hybrid search."""
+
+    def upsert(self, chunks: Sequence[Chunk], *, tenant: str | None = None) -> int:
+        """Insert or replace chunks by id (embedding their text); returns how many were written."""
+        ...
+
+    def replace_source(
+        self, source: str, content_hash: str, chunks: Sequence[Chunk], *, tenant: str | None = None
+    ) -> int:
+        """Atomically swap all chunks of `source` for `chunks` and record its content hash."""
+        ...
+
+    def delete(self, source: str, *, tenant: str | None = None) -> int:
+        """Remove every chunk of `source`; returns how many were removed."""
+        ...
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: SearchMode = "hybrid",
+        alpha: float = 0.5,
+        filters: Filters | None = None,
+        tenant: str | None = None,
+    ) -> list[Chunk]:
+        """Best `k` chunks for `query`, best first, each with `score` set."""
+        ...
+
+    def get(self, chunk_ids: Sequence[str], *, tenant: str | None = None) -> list[Chunk]:
+        """Chunks by id, in the order asked (missing ids are left out)."""
+        ...
+
+    def get_source(self, source: str, *, tenant: str | None = None) -> list[Chunk]:
+        """All chunks of one source, in document order."""
+        ...
+
+    def count(self, *, tenant: str | None = None) -> int:
+        """Number of chunks."""
+        ...
+
+    def sources(self, *, tenant: str | None = None) -> dict[str, str]:
+        """Every ingested source with its content hash."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def min_max(scores: Sequence[float]) -> list[float]:
+    """Min-max normalise to [0, 1]; a single (or all-equal) score normalises to 1."""
+    if not scores:
+        return []
+    lo, hi = min(scores), max(scores)
+    if hi == lo:
+        return [1.0 for _ in scores]
+    return [(s - lo) / (hi - lo) for s in scores]
+
+
+def relative_score_fusion(
+    bm25: Iterable[tuple[str, float]],
+    vector: Iterable[tuple[str, float]],
+    alpha: float,
+) -> list[tuple[str, float]]:
+    """Weaviate's relativeScoreFusion: alpha * norm(vector) + (1 - alpha) * norm(bm25).
+
+    Each leg is a ranked list of (id, raw score). Ids missing from a leg get 0 from it.
+    Returns (id, fused score) best first; ties break by id for determinism.
+    """
+    fused: dict[str, float] = {}
+    for leg, weight in ((list(bm25), 1.0 - alpha), (list(vector), alpha)):
+        for (chunk_id, _), norm in zip(leg, min_max([s for _, s in leg]), strict=True):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * norm
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+_WORD = re.compile(r"[^\W_]+")  # letters and digits, like SQLite FTS5 unicode61
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens: the one tokenizer BM25 in every store uses."""
+    return [t.lower() for t in _WORD.findall(text)]
