@@ -1,0 +1,3 @@
+from ragloom.cli import main
+
+main()

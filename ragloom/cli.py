@@ -1,0 +1,37 @@
+"""The `ragloom` command line. Each command group lives in `ragloom/commands/<area>.py` and
+exposes `register(app)`; this module only assembles them, so `ragloom --help` stays fast
+(heavy libraries are imported inside the commands)."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+COMMAND_MODULES = ("retrieval", "assistant", "summarize", "compile", "evaluate")
+
+app = typer.Typer(
+    name="ragloom",
+    help="Agentic RAG over your documents: ingest, search, ask, summarize, compile, eval.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"ragloom.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"ragloom.commands.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
