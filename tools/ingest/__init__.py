@@ -1,0 +1,12 @@
+"""Ingestion: load files (txt, md, rst, html, pdf), chunk them by heading, write them to a store."""
+
+from __future__ import annotations
+
+from tools.ingest.chunking import count_tokens, split_document
+from tools.ingest.loaders import SUPPORTED_SUFFIXES, load_document
+from tools.ingest.pipeline import FileFailure, IngestReport, ingest_paths
+
+__all__ = [
+    "SUPPORTED_SUFFIXES", "FileFailure", "IngestReport", "count_tokens", "ingest_paths",
+    "load_document", "split_document",
+]

@@ -1,0 +1,116 @@
+"""Heading-aware, token-sized chunking with overlap.
+
+A document is cut at its section headings first; each section is then split with
+langchain-text-splitters' `RecursiveCharacterTextSplitter` (paragraphs, lines, sentences, words)
+measured in tokens. Sections too small to stand alone are merged forward into the next one, so a
+bare heading never becomes its own chunk. Every chunk keeps its heading path and its character span:
+`chunk.text == document.text[chunk.start:chunk.end]`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.documents import Chunk, Document, make_chunk_id
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+SEPARATORS = ["\n\n", "\n", ". ", "; ", ", ", " ", ""]
+
+
+def count_tokens(text: str) -> int:
+    """Approximate model tokens: words and punctuation marks (close to BERT pre-tokenisation)."""
+    return len(_TOKEN.findall(text))
+
+
+@dataclass(frozen=True)
+class _Section:
+    start: int
+    end: int
+    heading_path: tuple[str, ...]
+
+
+def split_document(doc: Document, chunk_tokens: int = 256, overlap: int = 32) -> list[Chunk]:
+    """Split `doc` into chunks of at most ~`chunk_tokens` tokens, `overlap` tokens shared.
+
+    Deterministic: the same document always gives the same chunks and ids.
+    """
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    overlap = max(0, min(overlap, chunk_tokens // 2))
+    splitter = RecursiveCharacterTextSplitter(
+        separators=SEPARATORS,
+        chunk_size=chunk_tokens,
+        chunk_overlap=overlap,
+        length_function=count_tokens,
+        keep_separator=True,
+        strip_whitespace=True,
+    )
+    chunks: list[Chunk] = []
+    for section in _merge_small(_sections(doc), doc.text, max(8, chunk_tokens // 4)):
+        body = doc.text[section.start:section.end]
+        cursor = 0
+        for piece in splitter.split_text(body):
+            found = body.find(piece, cursor)
+            if found < 0:
+                found = body.find(piece)
+            if found < 0:  # cannot happen with keep_separator, kept as a guard
+                continue
+            cursor = found + 1
+            start = section.start + found
+            chunks.append(_chunk(doc, piece, start, section.heading_path, len(chunks)))
+    return chunks
+
+
+def _chunk(doc: Document, text: str, start: int, path: tuple[str, ...], position: int) -> Chunk:
+    metadata: dict[str, object] = {
+        "content_hash": doc.content_hash,
+        "modified": doc.metadata.get("modified", ""),
+    }
+    if doc.metadata.get("tags"):
+        metadata["tags"] = list(doc.metadata["tags"])
+    return Chunk(
+        id=make_chunk_id(doc.source, position, text),
+        source=doc.source,
+        text=text,
+        title=doc.title,
+        heading_path=path,
+        start=start,
+        end=start + len(text),
+        position=position,
+        metadata=metadata,
+    )
+
+
+def _sections(doc: Document) -> list[_Section]:
+    bounds = [(offset, path) for offset, path in doc.headings if 0 <= offset < len(doc.text)]
+    sections: list[_Section] = []
+    first = bounds[0][0] if bounds else len(doc.text)
+    if first > 0:
+        sections.append(_Section(0, first, ()))
+    for index, (offset, path) in enumerate(bounds):
+        end = bounds[index + 1][0] if index + 1 < len(bounds) else len(doc.text)
+        if end > offset:
+            sections.append(_Section(offset, end, path))
+    return sections
+
+
+def _merge_small(sections: list[_Section], text: str, min_tokens: int) -> list[_Section]:
+    """Merge sections under `min_tokens` into the next section (which gives the heading path)."""
+    merged: list[_Section] = []
+    pending: _Section | None = None
+    for section in sections:
+        if pending is not None:
+            section = _Section(pending.start, section.end, section.heading_path)
+            pending = None
+        if count_tokens(text[section.start:section.end]) < min_tokens:
+            pending = section
+        else:
+            merged.append(section)
+    if pending is not None:
+        if merged:
+            last = merged.pop()
+            merged.append(_Section(last.start, pending.end, last.heading_path))
+        elif text[pending.start:pending.end].strip():
+            merged.append(pending)
+    return merged

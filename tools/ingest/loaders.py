@@ -1,0 +1,287 @@
+"""Load one file into a `Document`: its text, title and where each section heading starts.
+
+Formats: plain text (.txt), Markdown (.md), reStructuredText (.rst), HTML (.html/.htm, parsed with
+BeautifulSoup's html.parser, h1-h6 kept as headings) and PDF (pypdf). Every failure is a typed
+`IngestError` naming the file, so the pipeline can report it and go on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.documents import Document
+from core.errors import (
+    DecodeError,
+    EmptyFileError,
+    FileTooLargeError,
+    IngestError,
+    ParseError,
+    UnsupportedFileError,
+)
+
+MAX_FILE_BYTES = 20 * 1024 * 1024
+TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
+                 ".rst": "rst", ".html": "html", ".htm": "html", ".pdf": "pdf"}
+SUPPORTED_SUFFIXES = frozenset(TEXT_SUFFIXES)
+
+Headings = tuple[tuple[int, tuple[str, ...]], ...]
+
+
+def load_document(
+    path: str | Path, *, source: str | None = None, max_bytes: int = MAX_FILE_BYTES
+) -> Document:
+    """Read `path` into a Document; `source` names it (default: the path, POSIX style).
+
+    Raises an `IngestError` subclass for unsupported, empty, undecodable, oversized or malformed
+    files, and for files that cannot be read.
+    """
+    path = Path(path)
+    name = source or path.as_posix()
+    kind = TEXT_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise UnsupportedFileError(f"unsupported file type {path.suffix or '(none)'!r}", path=name)
+    raw = _read_bytes(path, name, max_bytes)
+    if not raw.strip():
+        raise EmptyFileError("file is empty" if not raw else "file has only whitespace", path=name)
+    if kind == "pdf":
+        text, title, headings = _parse_pdf(raw, name)
+    else:
+        text = _decode(raw, name)
+        text, title, headings = _PARSERS[kind](text, name)
+    if not text.strip():
+        raise EmptyFileError("no text left after parsing", path=name)
+    metadata = {
+        "format": kind,
+        "modified": _modified(path),
+        "content_hash": Document(source=name, text=text).content_hash,
+        "bytes": len(raw),
+    }
+    return Document(
+        source=name, text=text, title=title or path.stem, headings=headings, metadata=metadata
+    )
+
+
+def _read_bytes(path: Path, name: str, max_bytes: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise FileTooLargeError(f"file has {size} bytes, limit is {max_bytes}", path=name)
+        with path.open("rb") as handle:
+            return handle.read(max_bytes + 1)
+    except IngestError:
+        raise
+    except PermissionError as exc:
+        raise IngestError(
+            f"cannot read file: permission denied ({exc.strerror})", path=name
+        ) from exc
+    except OSError as exc:
+        raise IngestError(f"cannot read file: {exc.strerror or exc}", path=name) from exc
+
+
+def _decode(raw: bytes, name: str) -> str:
+    if b"\x00" in raw[:8192]:
+        raise DecodeError("binary content (NUL bytes) in a text file", path=name)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"not valid UTF-8 at byte {exc.start}", path=name) from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _modified(path: Path) -> str:
+    try:
+        stamp = path.stat().st_mtime
+    except OSError:
+        return ""
+    return datetime.fromtimestamp(stamp, tz=UTC).isoformat(timespec="seconds")
+
+
+# --- plain text -------------------------------------------------------------------------------
+
+
+def _parse_text(text: str, name: str) -> tuple[str, str, Headings]:
+    return text, "", ()
+
+
+# --- Markdown ---------------------------------------------------------------------------------
+
+_MD_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
+
+def _parse_markdown(text: str, name: str) -> tuple[str, str, Headings]:
+    found: list[tuple[int, int, str]] = []
+    offset, in_fence = 0, False
+    for line in text.splitlines(keepends=True):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        elif not in_fence and (match := _MD_HEADING.match(line.rstrip("\n"))):
+            found.append((offset, len(match.group(1)), match.group(2).strip()))
+        offset += len(line)
+    return text, _first_title(found), _heading_paths(found)
+
+
+# --- reStructuredText -------------------------------------------------------------------------
+
+_RST_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+:.<>_!$%&,;?@|/\\])\1{2,}\s*$")
+
+
+def _parse_rst(text: str, name: str) -> tuple[str, str, Headings]:
+    lines = text.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    styles: list[tuple[str, bool]] = []
+    found: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(lines) - 1:
+        heading = _rst_heading_at(lines, i)
+        if heading is None:
+            i += 1
+            continue
+        title_index, style, next_index = heading
+        if style not in styles:
+            styles.append(style)
+        start = offsets[i]
+        found.append((start, styles.index(style) + 1, lines[title_index].strip()))
+        i = next_index
+    return text, _first_title(found), _heading_paths(found)
+
+
+def _rst_heading_at(lines: list[str], i: int) -> tuple[int, tuple[str, bool], int] | None:
+    """(title line, (adornment char, overlined), next line) when a section title starts at i."""
+    first = lines[i].rstrip("\n")
+    over = _RST_ADORNMENT.match(first)
+    if over and i + 2 < len(lines):
+        title = lines[i + 1].rstrip("\n")
+        under = _RST_ADORNMENT.match(lines[i + 2].rstrip("\n"))
+        if (
+            under and under.group(1) == over.group(1) and title.strip()
+            and len(first.rstrip()) >= len(title.rstrip())
+        ):
+            return i + 1, (over.group(1), True), i + 3
+    if not first.strip() or first[0].isspace() or over:
+        return None
+    under = _RST_ADORNMENT.match(lines[i + 1].rstrip("\n"))
+    if under and len(lines[i + 1].rstrip()) >= len(first.rstrip()) and (
+        i == 0 or not lines[i - 1].strip()
+    ):
+        return i, (under.group(1), False), i + 2
+    return None
+
+
+# --- HTML -------------------------------------------------------------------------------------
+
+_BLOCK_TAGS = {
+    "p", "div", "section", "article", "li", "ul", "ol", "pre", "table", "tr", "br", "blockquote",
+    "h1", "h2", "h3", "h4", "h5", "h6", "header", "footer", "main", "dd", "dt", "dl", "hr",
+}
+_SKIP_TAGS = {"script", "style", "noscript", "template", "head"}
+
+
+def _parse_html(text: str, name: str) -> tuple[str, str, Headings]:
+    from bs4 import BeautifulSoup, NavigableString, Tag
+
+    if "<" not in text or not re.search(r"<\s*[a-zA-Z!]", text):
+        raise ParseError("no HTML markup found", path=name)
+    try:
+        soup = BeautifulSoup(text, "html.parser")
+    except Exception as exc:  # html.parser raises assorted errors on broken markup
+        raise ParseError(f"malformed HTML: {exc}", path=name) from exc
+    parts: list[str] = []
+    found: list[tuple[int, int, str]] = []
+    length = 0
+
+    def emit(piece: str) -> None:
+        nonlocal length
+        parts.append(piece)
+        length += len(piece)
+
+    def newline() -> None:
+        if parts and not parts[-1].endswith("\n"):
+            emit("\n")
+
+    def walk(node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                if type(child) is NavigableString:
+                    piece = re.sub(r"\s+", " ", str(child))
+                    if piece.strip() or (parts and not parts[-1].endswith((" ", "\n"))):
+                        emit(piece.lstrip() if not parts or parts[-1].endswith("\n") else piece)
+                continue
+            if not isinstance(child, Tag) or child.name in _SKIP_TAGS:
+                continue
+            if child.name in _BLOCK_TAGS:
+                newline()
+            if re.fullmatch(r"h[1-6]", child.name):
+                heading = " ".join(child.get_text(" ").split())
+                if heading:
+                    found.append((length, int(child.name[1]), heading))
+                    emit(heading + "\n")
+                continue
+            walk(child)
+            if child.name in _BLOCK_TAGS:
+                newline()
+
+    walk(soup)
+    body = "".join(parts)
+    title_tag = soup.find("title")
+    title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
+    return body, title or _first_title(found), _heading_paths(found)
+
+
+# --- PDF --------------------------------------------------------------------------------------
+
+
+def _parse_pdf(raw: bytes, name: str) -> tuple[str, str, Headings]:
+    import io
+    import logging
+
+    from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(raw), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ParseError("PDF is encrypted", path=name)
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = str((reader.metadata or {}).get("/Title") or "")
+    except IngestError:
+        raise
+    except Exception as exc:  # pypdf raises many types on malformed input
+        raise ParseError(f"malformed PDF: {type(exc).__name__}: {exc}", path=name) from exc
+    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    return text, title.strip(), ()
+
+
+# --- shared -----------------------------------------------------------------------------------
+
+
+def _first_title(found: list[tuple[int, int, str]]) -> str:
+    if not found:
+        return ""
+    top = min(level for _, level, _ in found)
+    return next(text for _, level, text in found if level == top)
+
+
+def _heading_paths(found: list[tuple[int, int, str]]) -> Headings:
+    """Turn (offset, level, text) headings into (offset, path) pairs, path = enclosing headings."""
+    stack: list[tuple[int, str]] = []
+    result: list[tuple[int, tuple[str, ...]]] = []
+    for offset, level, text in found:
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, text))
+        result.append((offset, tuple(t for _, t in stack)))
+    return tuple(result)
+
+
+_PARSERS: dict[str, Callable[[str, str], tuple[str, str, Headings]]] = {
+    "text": _parse_text,
+    "markdown": _parse_markdown,
+    "rst": _parse_rst,
+    "html": _parse_html,
+}
