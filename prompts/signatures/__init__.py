@@ -1,0 +1,31 @@
+"""DSPy signatures, one per role; each docstring is the instruction the model sees.
+
+Imported lazily (they import dspy): `get_signature("answer")` or
+`from prompts.signatures.answer import AnswerQuestion`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+SIGNATURES: dict[str, str] = {
+    "route": "prompts.signatures.route:RouteQuestion",
+    "rewrite_query": "prompts.signatures.rewrite_query:RewriteQuery",
+    "grade_document": "prompts.signatures.grade_document:GradeDocument",
+    "answer": "prompts.signatures.answer:AnswerQuestion",
+    "check_grounding": "prompts.signatures.check_grounding:CheckGrounding",
+    "judge_relevance": "prompts.signatures.judge_relevance:JudgeRelevance",
+    "summarize_chunk": "prompts.signatures.summarize_chunk:SummarizeChunk",
+    "combine_summaries": "prompts.signatures.combine_summaries:CombineSummaries",
+}
+
+
+def get_signature(name: str) -> Any:
+    """The Signature class registered under `name` (a key of `SIGNATURES`)."""
+    try:
+        target = SIGNATURES[name]
+    except KeyError:
+        raise KeyError(f"unknown signature {name!r}; known: {sorted(SIGNATURES)}") from None
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)

@@ -1,0 +1,316 @@
+"""The `openai` engine: every role in `agents.roles` as a DSPy program over a signature.
+
+Each role holds the LM it calls (a `dspy.BaseLM`, normally the gateway's adapter) and runs every
+call inside `dspy.context(lm=...)`, so nothing is configured globally. Programs come from
+`prompts.programs` (fresh) or the prompt registry (compiled artefacts). Chunks are quoted into
+prompts as labelled data (`[c1] (source — heading)`); citations are read back from those labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import dspy
+import structlog
+
+from agents.roles import (
+    Draft,
+    Grade,
+    Rewrite,
+    RouteDecision,
+    SectionSummary,
+    SummaryLength,
+    Turn,
+    Verdict,
+)
+from core.documents import Chunk, Citation
+from core.errors import MalformedResponseError, RagloomError
+from prompts.metrics import clamp_score
+from prompts.programs import (
+    best_quote,
+    build_program,
+    chunk_labels,
+    format_context,
+    format_history,
+    format_passage,
+    split_claims,
+)
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+ENGINE = "openai"
+ROUTES = ("conversation", "retrieve", "summarize", "decline")
+GRADE_CONCURRENCY = 4
+
+
+def make_adapter() -> Any:
+    """The one adapter every role uses: ChatAdapter without the JSON retry, so a malformed reply
+    costs one call and surfaces as `MalformedResponseError`."""
+    return dspy.ChatAdapter(use_json_adapter_fallback=False)
+
+
+class DSPyRole:
+    """Shared plumbing: a program, an LM, scoped DSPy context, typed errors."""
+
+    engine = ENGINE
+    module_name = ""
+
+    def __init__(self, lm: dspy.BaseLM, program: dspy.Module | None = None) -> None:
+        self.lm = lm
+        self.program = program if program is not None else build_program(self.module_name)
+        self.adapter = make_adapter()
+
+    def _call(self, **inputs: Any) -> dspy.Prediction:
+        with dspy.context(lm=self.lm, adapter=self.adapter), _typed_errors(self.module_name):
+            return self.program(**inputs)
+
+    async def _acall(self, **inputs: Any) -> dspy.Prediction:
+        with dspy.context(lm=self.lm, adapter=self.adapter), _typed_errors(self.module_name):
+            return await self.program.acall(**inputs)
+
+
+class _typed_errors:
+    """Turns DSPy's parse failures (and stray client errors) into ragloom's error tree."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, RagloomError | asyncio.CancelledError):
+            return False
+        from dspy.utils.exceptions import AdapterParseError
+
+        if isinstance(exc, AdapterParseError):
+            raise MalformedResponseError(
+                f"{self.module}: the model's reply did not follow the expected fields ({exc})"
+            ) from exc
+        if isinstance(exc, (ValueError, TypeError, KeyError)):
+            return False  # programming errors stay what they are
+        raise MalformedResponseError(f"{self.module}: {type(exc).__name__}: {exc}") from exc
+
+
+class DSPyRouter(DSPyRole):
+    """Routes a message to conversation, retrieval, summarization or a refusal."""
+
+    module_name = "router"
+
+    def route(self, question: str, history: Sequence[Turn]) -> RouteDecision:
+        return _decision(self._call(question=question, history=format_history(history)))
+
+    async def aroute(self, question: str, history: Sequence[Turn]) -> RouteDecision:
+        return _decision(await self._acall(question=question, history=format_history(history)))
+
+
+def _decision(pred: dspy.Prediction) -> RouteDecision:
+    route = str(pred.route).strip().lower()
+    if route not in ROUTES:
+        route = "retrieve"
+    target = str(pred.get("target") or "").strip() or None
+    return RouteDecision(route=route, reason=str(pred.get("reason") or ""), target=target)  # type: ignore[arg-type]
+
+
+def attempt_note(attempt: int) -> str:
+    """What the rewriter is told about earlier attempts."""
+    if attempt <= 0:
+        return ""
+    return (
+        f"attempt {attempt + 1}: the previous {attempt} search(es) found no relevant passages; "
+        "use different terms"
+    )
+
+
+class DSPyRewriter(DSPyRole):
+    """Rewrites a conversational question into a standalone search query."""
+
+    module_name = "rewriter"
+
+    def rewrite(self, question: str, history: Sequence[Turn], attempt: int = 0) -> Rewrite:
+        pred = self._call(**self._inputs(question, history, attempt))
+        return _rewrite(pred, question)
+
+    async def arewrite(self, question: str, history: Sequence[Turn], attempt: int = 0) -> Rewrite:
+        pred = await self._acall(**self._inputs(question, history, attempt))
+        return _rewrite(pred, question)
+
+    @staticmethod
+    def _inputs(question: str, history: Sequence[Turn], attempt: int) -> dict[str, str]:
+        return {
+            "question": question,
+            "history": format_history(history),
+            "attempt_note": attempt_note(attempt),
+        }
+
+
+def _rewrite(pred: dspy.Prediction, question: str) -> Rewrite:
+    query = str(pred.query or "").strip() or question
+    subs = pred.get("sub_queries") or []
+    if isinstance(subs, str):
+        subs = [subs]
+    clean = tuple(s.strip() for s in subs if isinstance(s, str) and s.strip() and s != query)
+    return Rewrite(query=query, sub_queries=clean[:3])
+
+
+class DSPyGrader(DSPyRole):
+    """Grades each retrieved chunk with the relevance judge (the `grade_document` signature)."""
+
+    module_name = "grader"
+
+    def grade(self, question: str, chunks: Sequence[Chunk]) -> list[Grade]:
+        return [
+            _grade(chunk, self._call(question=question, passage=format_passage(chunk)))
+            for chunk in chunks
+        ]
+
+    async def agrade(self, question: str, chunks: Sequence[Chunk]) -> list[Grade]:
+        gate = asyncio.Semaphore(GRADE_CONCURRENCY)
+
+        async def one(chunk: Chunk) -> Grade:
+            async with gate:
+                pred = await self._acall(question=question, passage=format_passage(chunk))
+            return _grade(chunk, pred)
+
+        return list(await asyncio.gather(*(one(c) for c in chunks)))
+
+
+def _grade(chunk: Chunk, pred: dspy.Prediction) -> Grade:
+    relevant = bool(pred.relevant)
+    score = clamp_score(pred.get("score"), default=float(relevant))
+    return Grade(chunk_id=chunk.id, relevant=relevant, score=score)
+
+
+class DSPyAnswerer(DSPyRole):
+    """Writes an answer from the chunks, citing them; citations are parsed into the Draft."""
+
+    module_name = "answerer"
+
+    def answer(self, question: str, chunks: Sequence[Chunk], feedback: str = "") -> Draft:
+        pred = self._call(question=question, context=format_context(chunks), feedback=feedback)
+        return parse_draft(str(pred.answer or ""), chunks)
+
+    async def aanswer(self, question: str, chunks: Sequence[Chunk], feedback: str = "") -> Draft:
+        pred = await self._acall(
+            question=question, context=format_context(chunks), feedback=feedback
+        )
+        return parse_draft(str(pred.answer or ""), chunks)
+
+
+def parse_draft(text: str, chunks: Sequence[Chunk]) -> Draft:
+    """A Draft from an answer citing `[c1]`-style labels (or raw chunk ids) of `chunks`."""
+    labels = chunk_labels(chunks)
+    by_id = {c.id: c for c in chunks}
+    claims = split_claims(text, labels)
+    citations: list[Citation] = []
+    for sentence, ids in claims:
+        for chunk_id in ids:
+            if any(c.chunk_id == chunk_id for c in citations):
+                continue
+            chunk = by_id[chunk_id]
+            citations.append(
+                Citation(
+                    chunk_id=chunk.id,
+                    source=chunk.source,
+                    heading_path=chunk.heading_path,
+                    quote=best_quote(chunk.text, sentence),
+                    score=chunk.score,
+                )
+            )
+    return Draft(
+        text=text.strip(),
+        citations=tuple(citations),
+        claims=tuple((s, tuple(ids)) for s, ids in claims),
+    )
+
+
+def draft_for_check(draft: Draft, chunks: Sequence[Chunk]) -> str:
+    """The draft re-labelled against `chunks` (the checker may see a different chunk list)."""
+    if not draft.claims:
+        return draft.text
+    label_of = {cid: label for label, cid in chunk_labels(chunks).items()}
+    parts = []
+    for sentence, ids in draft.claims:
+        marks = "".join(f"[{label_of[i]}]" for i in ids if i in label_of)
+        parts.append(f"{sentence} {marks}".strip())
+    return " ".join(parts)
+
+
+class DSPyGroundingChecker(DSPyRole):
+    """Checks a draft against its chunks with the faithfulness judge (`check_grounding`)."""
+
+    module_name = "grounding"
+
+    def check(self, draft: Draft, chunks: Sequence[Chunk]) -> Verdict:
+        return _verdict(self._call(**self._inputs(draft, chunks)))
+
+    async def acheck(self, draft: Draft, chunks: Sequence[Chunk]) -> Verdict:
+        return _verdict(await self._acall(**self._inputs(draft, chunks)))
+
+    @staticmethod
+    def _inputs(draft: Draft, chunks: Sequence[Chunk]) -> dict[str, str]:
+        return {"context": format_context(chunks), "answer": draft_for_check(draft, chunks)}
+
+
+def _verdict(pred: dspy.Prediction) -> Verdict:
+    grounded = bool(pred.grounded)
+    unsupported = pred.get("unsupported_claims") or []
+    if isinstance(unsupported, str):
+        unsupported = [unsupported]
+    claims = tuple(str(c).strip() for c in unsupported if str(c).strip())
+    score = clamp_score(pred.get("score"), default=1.0 if grounded else 0.0)
+    return Verdict(grounded=grounded and not claims, unsupported=claims, score=score)
+
+
+class DSPyMapSummarizer(DSPyRole):
+    """Summarizes one chunk or one group of partial summaries (the map step)."""
+
+    module_name = "map_summarizer"
+
+    def summarize(self, text: str, heading: str, length: SummaryLength) -> str:
+        return _text(self._call(heading=heading, text=text, length=length))
+
+    async def asummarize(self, text: str, heading: str, length: SummaryLength) -> str:
+        return _text(await self._acall(heading=heading, text=text, length=length))
+
+
+def format_sections(sections: Sequence[SectionSummary]) -> str:
+    """Section summaries as `## heading` blocks."""
+    return "\n\n".join(f"## {s.heading or '(untitled)'}\n{s.summary.strip()}" for s in sections)
+
+
+class DSPyReduceSummarizer(DSPyRole):
+    """Combines section summaries into an overview plus key points (the reduce step)."""
+
+    module_name = "reduce_summarizer"
+
+    def combine(self, title: str, sections: Sequence[SectionSummary], length: SummaryLength) -> str:
+        return _text(self._call(title=title, sections=format_sections(sections), length=length))
+
+    async def acombine(
+        self, title: str, sections: Sequence[SectionSummary], length: SummaryLength
+    ) -> str:
+        pred = await self._acall(title=title, sections=format_sections(sections), length=length)
+        return _text(pred)
+
+
+def _text(pred: dspy.Prediction) -> str:
+    return str(pred.summary or "").strip()
+
+
+ROLE_CLASSES: dict[str, type[DSPyRole]] = {
+    "router": DSPyRouter,
+    "rewriter": DSPyRewriter,
+    "grader": DSPyGrader,
+    "answerer": DSPyAnswerer,
+    "grounding": DSPyGroundingChecker,
+    "map_summarizer": DSPyMapSummarizer,
+    "reduce_summarizer": DSPyReduceSummarizer,
+}
+
+
+def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine from sync code (tests, scripts)."""
+    return asyncio.run(factory())  # type: ignore[arg-type]
