@@ -102,7 +102,7 @@ def _node(
             update = await _drive_async(body(state, context(runtime), runtime))
         return finish(state, update, record)
 
-    return RunnableCallable(run, arun, name=name)
+    return RunnableCallable(run, arun, name=name, trace=False)
 
 
 # ---------------------------------------------------------------- helpers
@@ -614,3 +614,8 @@ def _roles_for(settings: Any, llm: Any, embedder: Any) -> tuple[Any, Any]:
 
     gateway = llm if llm is not None else LLMGateway(settings.llm)
     return dspy_assistant_roles(gateway.dspy_lm(), settings), gateway.price
+
+
+def make_assistant() -> Any:
+    """Entry for `langgraph.json`: the LangGraph server supplies its own checkpointer."""
+    return build_assistant(checkpointer=False)

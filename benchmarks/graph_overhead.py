@@ -1,0 +1,96 @@
+"""Assistant graph overhead: the real graph with instant fakes vs a raw LangGraph graph of the
+same topology whose nodes do nothing. Prints JSON.
+
+    python benchmarks/graph_overhead.py [--runs 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, TypedDict
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+from langgraph.graph import END, START, StateGraph  # noqa: E402
+
+from graphs.assistant import build_assistant_graph  # noqa: E402
+from graphs.assistant_state import AssistantContext  # noqa: E402
+from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles  # noqa: E402
+
+PATH = ["start_turn", "route", "rewrite_query", "retrieve", "grade_documents",
+        "generate_answer", "check_grounding", "finalize"]
+
+
+class RawState(TypedDict, total=False):
+    question: str
+    answer: str
+    steps: int
+
+
+def raw_graph(checkpointer: Any) -> Any:
+    """The same happy-path topology (8 nodes, 4 routers) with nodes that only count steps."""
+    builder = StateGraph(RawState)
+    for name in PATH + ["conversation", "decline", "summarize"]:
+        builder.add_node(name, lambda s: {"steps": s.get("steps", 0) + 1})
+    builder.add_edge(START, "start_turn")
+    builder.add_edge("start_turn", "route")
+    builder.add_conditional_edges("route", lambda s: "rewrite_query",
+                                  ["conversation", "decline", "summarize", "rewrite_query"])
+    for name in ("conversation", "decline", "summarize"):
+        builder.add_edge(name, "finalize")
+    builder.add_conditional_edges("rewrite_query", lambda s: "retrieve",
+                                  ["retrieve", "generate_answer"])
+    builder.add_edge("retrieve", "grade_documents")
+    builder.add_conditional_edges("grade_documents", lambda s: "generate_answer",
+                                  ["generate_answer", "rewrite_query"])
+    builder.add_edge("generate_answer", "check_grounding")
+    builder.add_conditional_edges("check_grounding", lambda s: "finalize",
+                                  ["generate_answer", "finalize"])
+    builder.add_edge("finalize", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def ragloom_graph(checkpointer: Any) -> Any:
+    context = AssistantContext(store=ListStore(sample_chunks()),
+                               roles=scripted_roles(Script(rewrites=["octal literals"])))
+    return build_assistant_graph(context, checkpointer=checkpointer)
+
+
+def per_invoke_ms(graph: Any, runs: int, threaded: bool) -> float:
+    samples = []
+    for i in range(runs):
+        config = {"configurable": {"thread_id": f"t{i}"}} if threaded else {}
+        started = time.perf_counter()
+        graph.invoke({"question": "How do I write octal literals?"}, config)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=2000)
+    args = parser.parse_args()
+    result: dict[str, Any] = {"runs": args.runs, "nodes_per_invoke": len(PATH)}
+    for label, saver in (("no_checkpointer", None), ("in_memory_saver", InMemorySaver)):
+        raw = raw_graph(saver() if saver else None)
+        ours = ragloom_graph(saver() if saver else None)
+        for graph in (raw, ours):  # warm up
+            per_invoke_ms(graph, 50, saver is not None)
+        raw_ms = per_invoke_ms(raw, args.runs, saver is not None)
+        ours_ms = per_invoke_ms(ours, args.runs, saver is not None)
+        result[label] = {
+            "raw_langgraph_ms": round(raw_ms, 3),
+            "ragloom_ms": round(ours_ms, 3),
+            "ratio": round(ours_ms / raw_ms, 3),
+        }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

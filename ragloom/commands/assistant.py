@@ -1,0 +1,101 @@
+"""`ragloom ask` and `ragloom chat`: questions over the ingested documents, with citations."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from typing import Any
+
+import typer
+from rich.console import Console
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _config(thread: str | None) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread or f"cli-{uuid.uuid4().hex[:8]}"}}
+
+
+def _print_answer(result: dict[str, Any]) -> None:
+    console.print(result.get("answer", ""), markup=False, highlight=False)
+    if result.get("caveat"):
+        console.print(f"[yellow]Note:[/yellow] {result['caveat']}")
+    citations = result.get("citations") or []
+    if citations:
+        console.print("\n[bold]Sources[/bold]")
+        for i, citation in enumerate(citations, 1):
+            heading = " > ".join(citation.get("heading_path") or [])
+            where = f"{citation['source']}" + (f" § {heading}" if heading else "")
+            console.print(f"  [{i}] {where}  [dim]({citation['chunk_id']})[/dim]", markup=True)
+    console.print(f"[dim]engine: {result.get('engine')}[/dim]")
+
+
+def stream_answer(graph: Any, question: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Stream node progress (stderr) and LLM tokens (stdout); return the final event."""
+    final: dict[str, Any] = {}
+    printed_tokens = False
+    for mode, chunk in graph.stream(
+        {"question": question}, config, stream_mode=["updates", "messages", "custom"]
+    ):
+        if mode == "updates":
+            for node in chunk:
+                err.print(f"[dim]· {node}[/dim]")
+        elif mode == "messages":
+            message, meta = chunk
+            if meta.get("langgraph_node") == "generate_answer" and message.content:
+                sys.stdout.write(str(message.content))
+                sys.stdout.flush()
+                printed_tokens = True
+        elif mode == "custom" and chunk.get("event") == "final":
+            final = chunk
+    if printed_tokens:
+        sys.stdout.write("\n\n")
+    return final
+
+
+def ask(
+    question: str = typer.Argument(..., help="Your question."),
+    thread: str = typer.Option(None, "--thread", help="Thread id: keeps the conversation."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    stream: bool = typer.Option(False, "--stream", help="Stream progress and tokens."),
+) -> None:
+    """Answer a question from the ingested documents, citing sources."""
+    from ragloom.runtime import open_assistant
+
+    with open_assistant() as graph:
+        config = _config(thread)
+        if stream and not as_json:
+            _print_answer(stream_answer(graph, question, config))
+            return
+        result = graph.invoke({"question": question}, config)
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        _print_answer(result)
+
+
+def chat(
+    thread: str = typer.Option(None, "--thread", help="Thread id to continue."),
+) -> None:
+    """Chat on one thread (a REPL). Empty line or Ctrl-D quits."""
+    from ragloom.runtime import open_assistant
+
+    config = _config(thread)
+    console.print(f"[dim]thread {config['configurable']['thread_id']} — empty line quits[/dim]")
+    with open_assistant() as graph:
+        while True:
+            try:
+                question = console.input("[bold cyan]you> [/bold cyan]").strip()
+            except (EOFError, KeyboardInterrupt):
+                break
+            if not question:
+                break
+            _print_answer(graph.invoke({"question": question}, config))
+            console.print()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ask)
+    app.command()(chat)
