@@ -374,7 +374,7 @@ def decline(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any])
 def summarize(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]) -> NodeBody:
     """Summarize the named document with the summarizer graph (as a subgraph)."""
     source = _find_source(ctx, state.get("target") or state["question"])
-    if source is None or ctx.summarizer is None:
+    if source is None or not ctx.summarizer:
         return {"draft": Draft(text=NO_ANSWER).to_dict(), "stop_reason": "unknown_document"}
     chunks = ctx.store.get_source(source, tenant=ctx.tenant)
     text = "\n\n".join(c.text for c in chunks)
