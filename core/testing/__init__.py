@@ -1,0 +1,29 @@
+"""Shipped fakes: other apps test with them too.
+
+- `OpenAICompatibleServer` (+ `Reply`, `ToolCall`, `Fault`): a real local OpenAI-compatible server.
+- `HashingEmbedder`: deterministic, instant embeddings.
+- `make_test_settings`: settings pointing everything at a temp dir (and a local server).
+"""
+
+from core.testing.embedders import HashingEmbedder
+from core.testing.openai_server import (
+    Fault,
+    OpenAICompatibleServer,
+    RecordedRequest,
+    Reply,
+    ToolCall,
+    last_user_text,
+)
+from core.testing.settings import TEST_API_KEY, make_test_settings
+
+__all__ = [
+    "TEST_API_KEY",
+    "Fault",
+    "HashingEmbedder",
+    "OpenAICompatibleServer",
+    "RecordedRequest",
+    "Reply",
+    "ToolCall",
+    "last_user_text",
+    "make_test_settings",
+]

@@ -1,0 +1,88 @@
+"""`GatewayChatOpenAI`: ChatOpenAI whose every call goes through the LLM gateway.
+
+Imported lazily by `core.llm` (it imports langchain_openai). The SDK's own retries are off
+(`max_retries=0`); the gateway's retry policy, error mapping, ledger, log line and cache wrap
+`_generate`, `_agenerate`, `_stream` and `_astream`. Streams are retried only before their first
+chunk, so a consumer never sees a token twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_openai import ChatOpenAI
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from core.llm import LLMGateway
+
+
+class GatewayChatOpenAI(ChatOpenAI):
+    """ChatOpenAI routed through `LLMGateway` (retries, typed errors, ledger, logs, cache)."""
+
+    gateway: Any = Field(default=None, exclude=True)
+
+    @property
+    def _gw(self) -> LLMGateway:
+        return self.gateway  # type: ignore[no-any-return]
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        parent = super()
+
+        def attempt(timeout: float) -> ChatResult:
+            return parent._generate(messages, stop, run_manager, timeout=timeout, **kwargs)
+
+        return self._gw._generate(self, attempt, messages, stop, kwargs, run_manager)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        parent = super()
+
+        async def attempt(timeout: float) -> ChatResult:
+            return await parent._agenerate(messages, stop, run_manager, timeout=timeout, **kwargs)
+
+        return await self._gw._agenerate(self, attempt, messages, stop, kwargs, run_manager)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        parent = super()
+
+        def attempt(timeout: float) -> Iterator[ChatGenerationChunk]:
+            return parent._stream(messages, stop, run_manager, timeout=timeout, **kwargs)
+
+        yield from self._gw._stream(self, attempt, messages, stop, kwargs, run_manager)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        parent = super()
+
+        def attempt(timeout: float) -> AsyncIterator[ChatGenerationChunk]:
+            return parent._astream(messages, stop, run_manager, timeout=timeout, **kwargs)
+
+        async for chunk in self._gw._astream(self, attempt, messages, stop, kwargs, run_manager):
+            yield chunk

@@ -1,0 +1,119 @@
+"""`GatewayLM`: a `dspy.BaseLM` that sends DSPy's messages through the gateway's chat model.
+
+Imported lazily by `core.llm` (it imports dspy). Every DSPy call becomes
+`chat.invoke(messages)` / `chat.ainvoke(messages)` on the gateway's `GatewayChatOpenAI`, so
+retries, typed errors, the ledger, the log line and the response cache are the same as for a
+LangGraph node; and because `invoke` reads the current runnable config, a DSPy module running
+inside a LangGraph node streams its tokens to `stream_mode="messages"`.
+
+Why `forward`/`aforward` rather than a DSPy 3.4 engine: a BaseLM subclass is an "unmanaged"
+LM in DSPy 3.4 — DSPy adds no retries, no cache and no error wrapping around it, so the gateway's
+policy is the only one and our typed errors reach the caller unchanged. A custom engine would run
+inside DSPy's managed layer (its own retries and error boundary) and needs a lm15 Request/Response
+translation. The forward interface is deprecated for DSPy 3.5; pyproject pins dspy below 4 and the
+acceptance tests exercise this path, so a 3.5 upgrade fails loudly in CI.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from typing import Any
+
+import dspy
+from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
+
+# The forward() choice is deliberate (see the module docstring): don't warn on every call.
+warnings.filterwarnings(
+    "ignore", message="Implementing custom LMs through BaseLM.forward", category=DeprecationWarning
+)
+
+# OpenAI chat parameters passed on to the chat model; everything else DSPy sends is dropped.
+_PASSED = {
+    "temperature", "max_tokens", "max_completion_tokens", "top_p", "stop", "tools",
+    "tool_choice", "response_format", "seed", "presence_penalty", "frequency_penalty",
+    "logprobs", "top_logprobs", "parallel_tool_calls", "reasoning_effort",
+}
+
+
+class GatewayLM(dspy.BaseLM):
+    """DSPy LM over the gateway's chat model (DSPy's own cache and retries are off)."""
+
+    def __init__(self, chat: Any, *, model: str, **kwargs: Any) -> None:
+        kwargs.setdefault("temperature", getattr(chat, "temperature", None))
+        kwargs.setdefault("max_tokens", getattr(chat, "max_tokens", None))
+        super().__init__(model=model, model_type="chat", cache=False, num_retries=0, **kwargs)
+        self.chat = chat
+
+    @property
+    def supports_function_calling(self) -> bool:
+        return True
+
+    def dump_state(self) -> dict[str, Any]:
+        """Model and defaults only: the client lives in the gateway, never in saved programs."""
+        state = super().dump_state()
+        state.pop("chat", None)
+        return state
+
+    def _call_args(
+        self, prompt: str | None, messages: list[dict[str, Any]] | None, kwargs: dict[str, Any]
+    ) -> tuple[list[BaseMessage], dict[str, Any], int]:
+        merged = {**self.kwargs, **kwargs}
+        rendered = messages or [{"role": "user", "content": prompt or ""}]
+        params = {k: v for k, v in merged.items() if k in _PASSED and v is not None}
+        n = int(merged.get("n") or 1)
+        return convert_to_messages(rendered), params, n
+
+    def forward(
+        self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Run the call through the gateway; returns an OpenAI-shaped chat completion."""
+        lc_messages, params, n = self._call_args(prompt, messages, kwargs)
+        replies = [self.chat.invoke(lc_messages, **params) for _ in range(n)]
+        return _completion(replies, self.model)
+
+    async def aforward(
+        self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Async `forward` (`ainvoke`)."""
+        lc_messages, params, n = self._call_args(prompt, messages, kwargs)
+        replies = [await self.chat.ainvoke(lc_messages, **params) for _ in range(n)]
+        return _completion(replies, self.model)
+
+
+def _tool_calls(message: AIMessage) -> list[dict[str, Any]] | None:
+    import json
+
+    calls = [
+        {"id": call.get("id") or f"call_{uuid.uuid4().hex[:8]}", "type": "function",
+         "function": {"name": call["name"], "arguments": json.dumps(call["args"])}}
+        for call in message.tool_calls
+    ]
+    return calls or None
+
+
+def _completion(replies: list[AIMessage], model: str) -> dict[str, Any]:
+    choices = []
+    tokens_in = tokens_out = 0
+    response_model = model
+    for index, reply in enumerate(replies):
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+        if calls := _tool_calls(reply):
+            message["tool_calls"] = calls
+        finish = (reply.response_metadata or {}).get("finish_reason") or (
+            "tool_calls" if reply.tool_calls else "stop")
+        choices.append({"index": index, "message": message, "finish_reason": finish})
+        usage = reply.usage_metadata or {}
+        tokens_in += int(usage.get("input_tokens") or 0)
+        tokens_out += int(usage.get("output_tokens") or 0)
+        response_model = (reply.response_metadata or {}).get("model_name") or response_model
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "model": response_model,
+        "choices": choices,
+        "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                  "total_tokens": tokens_in + tokens_out},
+    }
