@@ -611,9 +611,15 @@ def _roles_for(settings: Any, llm: Any, embedder: Any) -> tuple[Any, Any]:
     if llm is None and settings.resolved_engine == "extractive":
         return extractive_assistant_roles(embedder), None
     from core.llm import LLMGateway
+    from core.pricing import cost_usd
 
     gateway = llm if llm is not None else LLMGateway(settings.llm)
-    return dspy_assistant_roles(gateway.dspy_lm(), settings), gateway.price
+    model = gateway.settings.model
+
+    def price(tokens_in: int, tokens_out: int) -> float | None:
+        return cost_usd(model, tokens_in, tokens_out)
+
+    return dspy_assistant_roles(gateway.dspy_lm(), settings), price
 
 
 def make_assistant() -> Any:

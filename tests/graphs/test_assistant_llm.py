@@ -1,0 +1,114 @@
+"""The assistant on the `openai` engine: DSPy roles through the gateway against a real local
+OpenAI-compatible server, scripted per role."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import AIMessageChunk
+
+from core.settings import BudgetSettings
+from core.testing import OpenAICompatibleServer, make_test_settings
+from graphs.assistant import build_assistant
+from tests.graphs.fakes import ListStore, sample_chunks
+from tests.graphs.llm_script import AssistantLLM
+
+CONFIG = {"configurable": {"thread_id": "t"}}
+
+
+def _assistant(server: OpenAICompatibleServer, tmp_path: Path, **settings_overrides):
+    settings = make_test_settings(tmp_path, base_url=server.base_url)
+    if settings_overrides:
+        settings = settings.model_copy(update=settings_overrides)
+    return build_assistant(settings, store=ListStore(sample_chunks()), summarizer=False)
+
+
+def test_answers_with_citations_and_usage(tmp_path: Path) -> None:
+    llm = AssistantLLM()
+    with OpenAICompatibleServer(llm) as server:
+        out = _assistant(server, tmp_path).invoke({"question": "How do I write octal?"}, CONFIG)
+    assert out["engine"] == "openai"
+    assert out["answer"].startswith("Octal literals start with 0o")
+    assert [c["source"] for c in out["citations"]] == ["a.md"]
+    usage = out["usage"]
+    assert usage["llm_calls"] == sum(llm.calls.values()) == len(server.chat_requests())
+    assert usage["tokens_in"] > 0 and usage["nodes"]["generate_answer"]["llm_calls"] == 1
+
+
+def test_corrective_loop_when_grader_rejects_everything(tmp_path: Path) -> None:
+    queries = ["lists tuples", "octal literals"]
+    llm = AssistantLLM(
+        queries=lambda i: queries[min(i, 1)],
+        relevant=lambda i, passage: "Octal" in passage,
+    )
+    with OpenAICompatibleServer(llm) as server:
+        out = _assistant(server, tmp_path).invoke({"question": "octal?"}, CONFIG)
+    assert llm.calls["rewriter"] == 2  # first query found nothing relevant: rewritten once
+    assert out["citations"] and out["caveat"] is None
+
+
+def test_stops_on_token_budget_with_caveat(tmp_path: Path) -> None:
+    llm = AssistantLLM(queries=lambda i: f"octal attempt {i}", relevant=lambda i, p: False)
+    budget = BudgetSettings(max_tokens=900, max_rewrites=50)
+    with OpenAICompatibleServer(llm) as server:
+        out = _assistant(server, tmp_path, budget=budget).invoke({"question": "octal?"}, CONFIG)
+    assert "tokens budget" in out["caveat"]
+    assert 1 < llm.calls["rewriter"] < 10
+
+
+def test_stops_on_no_progress(tmp_path: Path) -> None:
+    llm = AssistantLLM(queries=lambda i: "octal literals", relevant=lambda i, p: False)
+    budget = BudgetSettings(max_rewrites=10)
+    with OpenAICompatibleServer(llm) as server:
+        out = _assistant(server, tmp_path, budget=budget).invoke({"question": "octal?"}, CONFIG)
+    assert "progress" in out["caveat"]
+    assert llm.calls["rewriter"] == 2
+
+
+def test_regenerates_when_grounding_fails(tmp_path: Path) -> None:
+    llm = AssistantLLM(grounded=lambda i: i > 0)
+    with OpenAICompatibleServer(llm) as server:
+        out = _assistant(server, tmp_path).invoke({"question": "octal?"}, CONFIG)
+        feedback_prompt = server.chat_requests()[-2].json["messages"][-1]["content"]
+    assert llm.calls["answerer"] == 2 and llm.calls["grounding"] == 2
+    assert "not supported" in feedback_prompt  # the second draft was told what failed
+    assert out["caveat"] is None
+
+
+def test_tokens_stream_from_inside_dspy_calls(tmp_path: Path) -> None:
+    llm = AssistantLLM(answer="Octal literals start with 0o and hex with 0x [c0].")
+    with OpenAICompatibleServer(llm) as server:
+        graph = _assistant(server, tmp_path)
+        tokens, final = [], None
+        for mode, chunk in graph.stream(
+            {"question": "octal?"}, CONFIG, stream_mode=["messages", "custom"]
+        ):
+            if mode == "messages" and chunk[1]["langgraph_node"] == "generate_answer":
+                assert isinstance(chunk[0], AIMessageChunk)
+                tokens.append(chunk[0].content)
+            elif mode == "custom":
+                final = chunk
+        streamed = [r for r in server.chat_requests() if (r.json or {}).get("stream")]
+    assert len([t for t in tokens if t]) > 5  # many pieces, not one blob
+    assert "0x" in "".join(tokens)
+    assert streamed  # the provider was asked to stream
+    assert final is not None and final["event"] == "final" and final["citations"]
+
+
+@pytest.mark.asyncio
+async def test_async_stream_and_concurrent_threads(tmp_path: Path) -> None:
+    llm = AssistantLLM()
+    with OpenAICompatibleServer(llm) as server:
+        graph = _assistant(server, tmp_path)
+        results = await asyncio.gather(
+            *(graph.ainvoke({"question": f"octal {i}?"}, {"configurable": {"thread_id": f"c{i}"}})
+              for i in range(8))
+        )
+        nodes = [
+            list(update)[0]
+            async for update in graph.astream({"question": "octal?"}, CONFIG, stream_mode="updates")
+        ]
+    assert all(r["citations"] for r in results)
+    assert nodes[0] == "start_turn" and nodes[-1] == "finalize"
