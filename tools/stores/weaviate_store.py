@@ -1,0 +1,695 @@
+"""The Weaviate chunk store: weaviate-client v4 over REST + gRPC, multi-tenant.
+
+Two collections, both created from a declared schema with no vectorizer (ragloom brings its
+own vectors) and multi-tenancy on:
+
+- `<collection>` (default `RagloomChunk`): one object per chunk, UUID = uuid5(chunk id), with
+  text, place in the source, `tags` and `modified` (for filters) and the full metadata as JSON.
+- `<collection>Source`: one object per source, UUID = uuid5("source:" + source), holding the
+  source's content hash, so `sources()` need not scan every chunk.
+
+Every call names a tenant; None maps to `DEFAULT_TENANT`. A tenant is created on its first
+write; reading a tenant that does not exist yet gives empty results. Searches are Weaviate's
+own: bm25 over `text`, near_vector (score = 1 - cosine distance = cosine similarity, as in the
+embedded store) and hybrid with relativeScoreFusion and `alpha`. Transport failures (gRPC
+UNAVAILABLE, connection errors, 5xx) become `StoreUnavailableError` and are retried by the
+project's retry policy (`core.retry`); objects a batch rejects are retried, then reported in a
+`StoreError`. Weaviate has no transactions: `replace_source` writes the new chunks first, then
+removes stale ones, then records the content hash, so an interrupted replace is redone by the
+next ingest instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import structlog
+
+from core.documents import Chunk
+from core.embedders import Embedder
+from core.errors import AuthenticationError, ConfigError, RagloomError, StoreError
+from core.errors import StoreUnavailableError as Unavailable
+from core.retry import RetryPolicy, retry_policy
+from tools.stores.base import SEARCH_MODES, Filters, SearchMode, _as_date, tokenize
+from tools.stores.weaviate_filters import day_start, to_weaviate_filter
+
+if TYPE_CHECKING:
+    from weaviate import WeaviateClient
+    from weaviate.collections import Collection
+
+    from core.settings import Settings, StoreSettings
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_TENANT = "default"
+UUID_NAMESPACE = uuid.UUID("5b0c3d1e-8f4a-5c2b-9e7d-2a6f1b3c4d5e")
+MAX_RESULTS = 10_000  # Weaviate's QUERY_MAXIMUM_RESULTS default
+WEAVIATE_CLOUD_SUFFIXES = (".weaviate.cloud", ".weaviate.network", ".semi.network")
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def chunk_uuid(chunk_id: str) -> str:
+    """Deterministic object UUID of a chunk: re-upserting the same chunk overwrites it."""
+    return str(uuid.uuid5(UUID_NAMESPACE, chunk_id))
+
+
+def source_uuid(source: str) -> str:
+    """Deterministic object UUID of a source record."""
+    return str(uuid.uuid5(UUID_NAMESPACE, f"source:{source}"))
+
+
+def tenant_name(tenant: str | None) -> str:
+    """The Weaviate tenant for a ragloom tenant (None is the default tenant)."""
+    return tenant or DEFAULT_TENANT
+
+
+# -- connecting -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectionPlan:
+    """Which `weaviate.connect_to_*` to call, with which arguments (secrets excluded)."""
+
+    method: str  # "local" | "custom" | "weaviate_cloud"
+    kwargs: dict[str, Any]
+
+
+def connection_plan(store: StoreSettings) -> ConnectionPlan:
+    """Choose the connect function from `store.weaviate_url` (pure; the key is added later).
+
+    `https://<cluster>.weaviate.cloud` → connect_to_weaviate_cloud; `http://localhost:8080`
+    (or 127.0.0.1) → connect_to_local; anything else → connect_to_custom with the same host for
+    gRPC on `store.weaviate_grpc_port`, TLS on both when the URL is https. No URL means local.
+    """
+    url = store.weaviate_url or "http://localhost:8080"
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"bad Weaviate URL {url!r}", setting="store.weaviate_url",
+            fix="use http(s)://host:port, e.g. http://localhost:8080",
+        )
+    host, secure = parts.hostname, parts.scheme == "https"
+    port = parts.port or (443 if secure else 8080)
+    if host.endswith(WEAVIATE_CLOUD_SUFFIXES):
+        return ConnectionPlan("weaviate_cloud", {"cluster_url": url})
+    if host in LOCAL_HOSTS and not secure:
+        return ConnectionPlan(
+            "local", {"host": host, "port": port, "grpc_port": store.weaviate_grpc_port}
+        )
+    return ConnectionPlan(
+        "custom",
+        {"http_host": host, "http_port": port, "http_secure": secure, "grpc_host": host,
+         "grpc_port": store.weaviate_grpc_port, "grpc_secure": secure},
+    )
+
+
+def connect(
+    store: StoreSettings, *, skip_init_checks: bool = False, timeout: float = 60.0
+) -> WeaviateClient:
+    """A connected weaviate-client v4 for these settings (API key auth when one is set)."""
+    import weaviate
+    from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+
+    plan = connection_plan(store)
+    key = store.weaviate_api_key.get_secret_value() if store.weaviate_api_key else None
+    kwargs = dict(plan.kwargs)
+    kwargs["auth_credentials"] = Auth.api_key(key) if key else None
+    kwargs["skip_init_checks"] = skip_init_checks
+    kwargs["additional_config"] = AdditionalConfig(
+        timeout=Timeout(init=min(timeout, 30.0), query=timeout, insert=timeout * 2)
+    )
+    if plan.method == "weaviate_cloud" and key is None:
+        raise ConfigError(
+            "Weaviate Cloud needs an API key", setting="store.weaviate_api_key",
+            fix="set RAGLOOM_STORE__WEAVIATE_API_KEY",
+        )
+    connect_fn = getattr(weaviate, f"connect_to_{plan.method}")
+    log.info("weaviate.connect", method=plan.method, url=store.weaviate_url)
+    return _guarded(lambda: connect_fn(**kwargs), "connect")  # type: ignore[no-any-return]
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+_TRANSIENT_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+_AUTH_CODES = ("UNAUTHENTICATED", "PERMISSION_DENIED")
+
+
+def map_weaviate_error(exc: BaseException, operation: str) -> RagloomError:
+    """A weaviate-client / grpc / httpx exception as a ragloom error (retryable where it is)."""
+    if isinstance(exc, RagloomError):
+        return exc
+    name = type(exc).__name__
+    text = f"weaviate {operation} failed ({name}): {str(exc)[:500]}"
+    status = getattr(exc, "status_code", None)
+    code = _grpc_code(exc)
+    if status in (401, 403) or code in _AUTH_CODES or name in (
+        "AuthenticationFailedError", "InsufficientPermissionsError"
+    ):
+        return AuthenticationError(
+            text, setting="store.weaviate_api_key", fix="set a valid Weaviate API key"
+        )
+    if isinstance(status, int):
+        return Unavailable(text) if status >= 500 or status == 429 else StoreError(text)
+    transient_names = (
+        "WeaviateConnectionError", "WeaviateTimeoutError", "WeaviateStartUpError",
+        "WeaviateGRPCUnavailableError", "WeaviateRetryError", "WeaviateClosedClientError",
+    )
+    if (
+        code in _TRANSIENT_CODES
+        or name in transient_names
+        or any(c in str(exc) for c in _TRANSIENT_CODES)
+        or isinstance(exc, ConnectionError | TimeoutError)
+        or _is_httpx_transport_error(exc)
+    ):
+        return Unavailable(text)
+    return StoreError(text)
+
+
+def _grpc_code(exc: BaseException) -> str | None:
+    code = getattr(exc, "code", None)
+    if callable(code):
+        try:
+            return str(getattr(code(), "name", code()))
+        except Exception:
+            return None
+    return None
+
+
+def _is_httpx_transport_error(exc: BaseException) -> bool:
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - a weaviate-client dependency
+        return False
+    return isinstance(exc, httpx.TransportError)
+
+
+def _client_errors() -> tuple[type[BaseException], ...]:
+    """Exception types the client stack raises (caught and mapped, never passed on raw)."""
+    import grpc
+    import httpx
+    from weaviate.exceptions import WeaviateBaseError
+
+    return (WeaviateBaseError, grpc.RpcError, httpx.HTTPError, ConnectionError, TimeoutError)
+
+
+def _guarded(fn: Callable[[], T], operation: str) -> T:
+    try:
+        return fn()
+    except _client_errors() as exc:
+        raise map_weaviate_error(exc, operation) from exc
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+class WeaviateStore:
+    """A `ChunkStore` on a Weaviate cluster (or the test server), one tenant per call."""
+
+    def __init__(
+        self,
+        client: WeaviateClient,
+        embedder: Embedder,
+        *,
+        collection: str = "RagloomChunk",
+        retry: RetryPolicy | None = None,
+        batch_size: int = 100,
+        object_retries: int = 2,
+        owns_client: bool = False,
+    ) -> None:
+        self._client = client
+        self.embedder = embedder
+        self.collection = collection[:1].upper() + collection[1:]
+        self.sources_collection = f"{self.collection}Source"
+        self.batch_size = batch_size
+        self.object_retries = object_retries
+        self.embed_calls = 0
+        self._owns_client = owns_client
+        self._retry = retry or retry_policy(max_retries=3, deadline=60.0, operation="weaviate")
+        self._known_tenants: set[str] = set()
+        self._call(self._ensure_schema, "create schema")
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        embedder: Embedder,
+        *,
+        skip_init_checks: bool | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> WeaviateStore:
+        """Connect as `settings.store` says and open (or create) the collection."""
+        store = settings.store
+        if skip_init_checks is None:
+            skip_init_checks = bool(getattr(store, "weaviate_skip_init_checks", False))
+        policy = retry or retry_policy(max_retries=3, deadline=60.0, operation="weaviate")
+        client = policy.call(lambda: connect(store, skip_init_checks=skip_init_checks))
+        try:
+            return cls(client, embedder, collection=store.collection, retry=policy,
+                       owns_client=True)
+        except BaseException:
+            client.close()
+            raise
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], T], operation: str) -> T:
+        """Run one client operation: errors mapped to ragloom types, transient ones retried."""
+        return self._retry.call(lambda: _guarded(fn, operation))
+
+    def _chunks(self, tenant: str) -> Collection[Any, Any]:
+        return self._client.collections.use(self.collection).with_tenant(tenant)
+
+    def _sources(self, tenant: str) -> Collection[Any, Any]:
+        return self._client.collections.use(self.sources_collection).with_tenant(tenant)
+
+    def _ensure_schema(self) -> None:
+        from weaviate.classes.config import DataType, Property, Tokenization
+
+        embedder = self.embedder
+        signature = f"ragloom chunks; embedder={embedder.name}; dims={embedder.dimensions}"
+        collections = self._client.collections
+        if collections.exists(self.collection):
+            self._check_signature(collections.use(self.collection).config.get().description)
+        else:
+            field = Tokenization.FIELD
+            self._create(
+                self.collection, signature,
+                [
+                    Property(name="chunk_id", data_type=DataType.TEXT, tokenization=field),
+                    Property(name="source", data_type=DataType.TEXT, tokenization=field),
+                    Property(name="text", data_type=DataType.TEXT, tokenization=Tokenization.WORD),
+                    Property(name="title", data_type=DataType.TEXT),
+                    Property(name="heading_path", data_type=DataType.TEXT_ARRAY),
+                    Property(name="start", data_type=DataType.INT),
+                    Property(name="end", data_type=DataType.INT),
+                    Property(name="position", data_type=DataType.INT),
+                    Property(name="content_hash", data_type=DataType.TEXT, tokenization=field),
+                    Property(name="tags", data_type=DataType.TEXT_ARRAY, tokenization=field),
+                    Property(name="modified", data_type=DataType.DATE),
+                    Property(name="metadata_json", data_type=DataType.TEXT,
+                             index_searchable=False, index_filterable=False),
+                ],
+                vectors=True,
+            )
+        if not collections.exists(self.sources_collection):
+            self._create(
+                self.sources_collection, "ragloom sources: content hash per ingested source",
+                [
+                    Property(name="source", data_type=DataType.TEXT,
+                             tokenization=Tokenization.FIELD),
+                    Property(name="content_hash", data_type=DataType.TEXT,
+                             tokenization=Tokenization.FIELD, index_searchable=False),
+                ],
+                vectors=False,
+            )
+
+    def _create(self, name: str, description: str, properties: list[Any], *, vectors: bool) -> None:
+        from weaviate.classes.config import Configure, VectorDistances
+        from weaviate.exceptions import UnexpectedStatusCodeError
+
+        try:
+            self._client.collections.create(
+                name,
+                description=description,
+                properties=properties,
+                vector_config=Configure.Vectors.self_provided(
+                    vector_index_config=Configure.VectorIndex.hnsw(
+                        distance_metric=VectorDistances.COSINE
+                    )
+                ) if vectors else None,
+                inverted_index_config=Configure.inverted_index(bm25_k1=1.2, bm25_b=0.75),
+                multi_tenancy_config=Configure.multi_tenancy(
+                    enabled=True, auto_tenant_creation=True, auto_tenant_activation=True
+                ),
+            )
+            log.info("weaviate.collection_created", collection=name)
+        except UnexpectedStatusCodeError as exc:
+            if exc.status_code != 422 or not self._client.collections.exists(name):
+                raise  # 422 + exists: another process created it first
+
+    def _check_signature(self, description: str | None) -> None:
+        want = f"embedder={self.embedder.name}; dims={self.embedder.dimensions}"
+        if description and "embedder=" in description and want not in description:
+            raise ConfigError(
+                f"Weaviate collection {self.collection} was built with another embedder "
+                f"({description!r}), not {want!r}",
+                setting="embedder.kind",
+                fix="use the same embedder, or set store.collection to a new collection",
+            )
+
+    def _tenant_exists(self, tenant: str) -> bool:
+        if tenant in self._known_tenants:
+            return True
+        found = self._call(
+            lambda: self._client.collections.use(self.collection).tenants.get_by_names([tenant]),
+            "get tenant",
+        )
+        if tenant in found:
+            self._known_tenants.add(tenant)
+        return tenant in found
+
+    def _ensure_tenant(self, tenant: str) -> None:
+        """Create `tenant` in both collections on its first write."""
+        if self._tenant_exists(tenant):
+            return
+        from weaviate.classes.tenants import Tenant
+
+        for name in (self.collection, self.sources_collection):
+            tenants = self._client.collections.use(name).tenants
+            self._call(lambda tenants=tenants: tenants.create([Tenant(name=tenant)]), "add tenant")
+        self._known_tenants.add(tenant)
+        log.info("weaviate.tenant_created", collection=self.collection, tenant=tenant)
+
+    # -- writes -------------------------------------------------------------------------
+
+    def upsert(self, chunks: Sequence[Chunk], *, tenant: str | None = None) -> int:
+        """Insert or replace chunks by id (UUID = uuid5 of the id); returns how many."""
+        chunks = list({c.id: c for c in chunks}.values())
+        if not chunks:
+            return 0
+        name = tenant_name(tenant)
+        self._ensure_tenant(name)
+        self._write_chunks(chunks, name, content_hash=None)
+        hashes = {c.source: str(c.metadata.get("content_hash") or "") for c in chunks}
+        self._record_sources(hashes, name, overwrite=False)
+        return len(chunks)
+
+    def replace_source(
+        self, source: str, content_hash: str, chunks: Sequence[Chunk], *, tenant: str | None = None
+    ) -> int:
+        """Swap all chunks of `source` for `chunks` and record its content hash.
+
+        New chunks go in first, stale ones are deleted after, the hash is written last.
+        """
+        chunks = list({c.id: c for c in chunks}.values())
+        if any(c.source != source for c in chunks):
+            raise StoreError(f"replace_source({source!r}) got chunks of another source")
+        name = tenant_name(tenant)
+        self._ensure_tenant(name)
+        self._write_chunks(chunks, name, content_hash=content_hash)
+        keep = {chunk_uuid(c.id) for c in chunks}
+        stale = [u for u in self._source_uuids(source, name) if u not in keep]
+        self._delete_uuids(stale, name)
+        self._record_sources({source: content_hash}, name, overwrite=True)
+        return len(chunks)
+
+    def delete(self, source: str, *, tenant: str | None = None) -> int:
+        """Remove every chunk of `source` and its source record; returns chunks removed."""
+        from weaviate.classes.query import Filter
+
+        name = tenant_name(tenant)
+        if not self._tenant_exists(name):
+            return 0
+        removed = self._delete_where(Filter.by_property("source").equal(source), name)
+        self._call(
+            lambda: self._sources(name).data.delete_many(
+                where=Filter.by_property("source").equal(source)
+            ),
+            "delete source record",
+        )
+        return removed
+
+    def _write_chunks(self, chunks: list[Chunk], tenant: str, content_hash: str | None) -> None:
+        from weaviate.classes.data import DataObject
+
+        collection = self._chunks(tenant)
+        for begin in range(0, len(chunks), self.batch_size):
+            batch = chunks[begin:begin + self.batch_size]
+            self.embed_calls += 1
+            vectors = self.embedder.embed_documents([c.text for c in batch])
+            objects = [
+                DataObject(
+                    uuid=chunk_uuid(c.id),
+                    properties=_properties(c, content_hash),
+                    vector=[float(x) for x in vector],
+                )
+                for c, vector in zip(batch, vectors, strict=True)
+            ]
+            self._insert(collection, objects, [c.id for c in batch])
+
+    def _insert(self, collection: Collection[Any, Any], objects: list[Any], ids: list[str]) -> None:
+        """insert_many with per-object retries; what still fails is reported in one StoreError."""
+        pending = list(range(len(objects)))
+        failures: dict[int, str] = {}
+        for attempt in range(1 + self.object_retries):
+            batch = [objects[i] for i in pending]
+            errors = self._call(lambda b=batch: _insert_errors(collection, b), "insert")
+            failures = {pending[j]: message for j, message in errors.items()}
+            pending = sorted(failures)
+            if not pending:
+                return
+            log.warning("weaviate.objects_failed", count=len(pending), attempt=attempt + 1,
+                        first_error=failures[pending[0]])
+        listed = "; ".join(f"{ids[i]}: {failures[i]}" for i in pending[:10])
+        more = f" (and {len(pending) - 10} more)" if len(pending) > 10 else ""
+        raise StoreError(
+            f"Weaviate rejected {len(pending)} of {len(objects)} chunks after "
+            f"{1 + self.object_retries} attempts: {listed}{more}"
+        )
+
+    def _record_sources(self, hashes: dict[str, str], tenant: str, *, overwrite: bool) -> None:
+        """Write source records; without `overwrite`, an empty hash never replaces a stored one."""
+        from weaviate.classes.data import DataObject
+
+        if not overwrite:
+            known = self._source_hashes(tenant, list(hashes))
+            hashes = {s: h for s, h in hashes.items() if h or s not in known}
+        if not hashes:
+            return
+        objects = [
+            DataObject(uuid=source_uuid(s), properties={"source": s, "content_hash": h})
+            for s, h in hashes.items()
+        ]
+        self._insert(self._sources(tenant), objects, list(hashes))
+
+    def _source_uuids(self, source: str, tenant: str) -> list[str]:
+        from weaviate.classes.query import Filter
+
+        result = self._call(
+            lambda: self._chunks(tenant).query.fetch_objects(
+                filters=Filter.by_property("source").equal(source),
+                limit=MAX_RESULTS, return_properties=["chunk_id"],
+            ),
+            "list source chunks",
+        )
+        return [str(o.uuid) for o in result.objects]
+
+    def _delete_uuids(self, uuids: list[str], tenant: str) -> None:
+        from weaviate.classes.query import Filter
+
+        for begin in range(0, len(uuids), 1000):
+            part = uuids[begin:begin + 1000]
+            self._delete_where(Filter.by_id().contains_any(part), tenant)
+
+    def _delete_where(self, where: Any, tenant: str) -> int:
+        """delete_many until nothing matches (Weaviate deletes at most 10,000 per call)."""
+        removed = 0
+        while True:
+            result = self._call(
+                lambda: self._chunks(tenant).data.delete_many(where=where), "delete"
+            )
+            removed += int(result.successful)
+            if result.successful == 0 or result.matches <= result.successful:
+                return removed
+
+    # -- reads --------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: SearchMode = "hybrid",
+        alpha: float = 0.5,
+        filters: Filters | None = None,
+        tenant: str | None = None,
+    ) -> list[Chunk]:
+        """Best `k` chunks, best first; `score` is BM25, cosine similarity, or the fused score."""
+        if mode not in SEARCH_MODES:
+            raise ConfigError(f"unknown search mode {mode!r}", setting="retrieval.mode",
+                              fix="use bm25, vector or hybrid")
+        name = tenant_name(tenant)
+        if k <= 0 or not query.strip() or not self._tenant_exists(name):
+            return []
+        if mode == "bm25" and not tokenize(query):
+            return []
+        where = to_weaviate_filter(filters)
+        result = self._call(lambda: self._query(name, query, k, mode, alpha, where), "search")
+        chunks = [_to_chunk(o.properties, _score(o.metadata, mode)) for o in result.objects]
+        if filters is not None and not filters.empty:
+            chunks = [c for c in chunks if filters.matches(c)]
+        return sorted(chunks, key=lambda c: (-(c.score or 0.0), c.id))
+
+    def _query(
+        self, tenant: str, query: str, k: int, mode: str, alpha: float, where: Any
+    ) -> Any:
+        from weaviate.classes.query import HybridFusion, MetadataQuery
+
+        collection = self._chunks(tenant)
+        if mode == "bm25":
+            return collection.query.bm25(
+                query, query_properties=["text"], limit=k, filters=where,
+                return_metadata=MetadataQuery(score=True),
+            )
+        vector = [float(x) for x in self.embedder.embed_query(query)]
+        if mode == "vector":
+            return collection.query.near_vector(
+                vector, limit=k, filters=where, return_metadata=MetadataQuery(distance=True)
+            )
+        return collection.query.hybrid(
+            query, vector=vector, alpha=alpha, fusion_type=HybridFusion.RELATIVE_SCORE,
+            query_properties=["text"], limit=k, filters=where,
+            return_metadata=MetadataQuery(score=True),
+        )
+
+    def get(self, chunk_ids: Sequence[str], *, tenant: str | None = None) -> list[Chunk]:
+        """Chunks by id, in the order asked (missing ids are left out)."""
+        from weaviate.classes.query import Filter
+
+        name = tenant_name(tenant)
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids or not self._tenant_exists(name):
+            return []
+        found: dict[str, Chunk] = {}
+        for begin in range(0, len(ids), 1000):
+            part = ids[begin:begin + 1000]
+            result = self._call(
+                lambda part=part: self._chunks(name).query.fetch_objects(  # type: ignore[misc]
+                    filters=Filter.by_property("chunk_id").contains_any(part), limit=len(part)
+                ),
+                "get",
+            )
+            found.update((c.id, c) for c in (_to_chunk(o.properties) for o in result.objects))
+        return [found[i] for i in chunk_ids if i in found]
+
+    def get_source(self, source: str, *, tenant: str | None = None) -> list[Chunk]:
+        """All chunks of one source, in document order."""
+        from weaviate.classes.query import Filter
+
+        name = tenant_name(tenant)
+        if not self._tenant_exists(name):
+            return []
+        result = self._call(
+            lambda: self._chunks(name).query.fetch_objects(
+                filters=Filter.by_property("source").equal(source), limit=MAX_RESULTS
+            ),
+            "get source",
+        )
+        chunks = [_to_chunk(o.properties) for o in result.objects]
+        return sorted(chunks, key=lambda c: (c.position, c.id))
+
+    def count(self, *, tenant: str | None = None) -> int:
+        """Number of chunks in the tenant."""
+        name = tenant_name(tenant)
+        if not self._tenant_exists(name):
+            return 0
+        result = self._call(
+            lambda: self._chunks(name).aggregate.over_all(total_count=True), "count"
+        )
+        return int(result.total_count or 0)
+
+    def sources(self, *, tenant: str | None = None) -> dict[str, str]:
+        """Every source in the tenant with its content hash."""
+        name = tenant_name(tenant)
+        if not self._tenant_exists(name):
+            return {}
+        records = self._call(lambda: list(self._sources(name).iterator()), "list sources")
+        pairs = ((o.properties["source"], o.properties.get("content_hash") or "") for o in records)
+        return dict(sorted(pairs))
+
+    def _source_hashes(self, tenant: str, sources: Iterable[str]) -> dict[str, str]:
+        from weaviate.classes.query import Filter
+
+        wanted = list(sources)
+        result = self._call(
+            lambda: self._sources(tenant).query.fetch_objects(
+                filters=Filter.by_property("source").contains_any(wanted), limit=len(wanted)
+            ),
+            "get source records",
+        )
+        return {o.properties["source"]: o.properties.get("content_hash") or ""
+                for o in result.objects}
+
+    def tenants(self) -> list[str | None]:
+        """Tenants of the chunk collection (the default tenant shows as None)."""
+        found = self._call(
+            lambda: self._client.collections.use(self.collection).tenants.get(), "list tenants"
+        )
+        return sorted((None if t == DEFAULT_TENANT else t for t in found),
+                      key=lambda t: (t is not None, t or ""))
+
+    def close(self) -> None:
+        """Close the client if this store opened it."""
+        if self._owns_client:
+            _guarded(self._client.close, "close")
+
+    def __enter__(self) -> WeaviateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- conversions ----------------------------------------------------------------------------------
+
+
+def _insert_errors(collection: Collection[Any, Any], objects: list[Any]) -> dict[int, str]:
+    """insert_many → {index in `objects`: error}; an all-failed batch is errors, not a raise."""
+    from weaviate.exceptions import WeaviateInsertManyAllFailedError
+
+    try:
+        result = collection.data.insert_many(objects)
+    except WeaviateInsertManyAllFailedError as exc:
+        if any(code in str(exc) for code in _TRANSIENT_CODES):
+            raise
+        return {i: exc.message for i in range(len(objects))}
+    return {i: err.message for i, err in result.errors.items()}
+
+
+def _properties(chunk: Chunk, content_hash: str | None) -> dict[str, Any]:
+    tags = chunk.metadata.get("tags") or []
+    props: dict[str, Any] = {
+        "chunk_id": chunk.id,
+        "source": chunk.source,
+        "text": chunk.text,
+        "title": chunk.title,
+        "heading_path": list(chunk.heading_path),
+        "start": int(chunk.start),
+        "end": int(chunk.end),
+        "position": int(chunk.position),
+        "content_hash": content_hash or str(chunk.metadata.get("content_hash") or ""),
+        "tags": [str(t) for t in tags] if isinstance(tags, list | tuple) else [str(tags)],
+        "metadata_json": json.dumps(chunk.metadata, default=str, sort_keys=True),
+    }
+    modified = _as_date(chunk.metadata.get("modified"))
+    if modified is not None:
+        props["modified"] = day_start(modified)
+    return props
+
+
+def _to_chunk(props: dict[str, Any], score: float | None = None) -> Chunk:
+    return Chunk(
+        id=props["chunk_id"],
+        source=props["source"],
+        text=props.get("text") or "",
+        title=props.get("title") or "",
+        heading_path=tuple(props.get("heading_path") or ()),
+        start=int(props.get("start") or 0),
+        end=int(props.get("end") or 0),
+        position=int(props.get("position") or 0),
+        metadata=json.loads(props.get("metadata_json") or "{}"),
+        score=score,
+    )
+
+
+def _score(metadata: Any, mode: str) -> float | None:
+    if mode == "vector":
+        return None if metadata.distance is None else 1.0 - float(metadata.distance)
+    return None if metadata.score is None else float(metadata.score)
