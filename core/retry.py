@@ -34,6 +34,7 @@ from core.errors import (
     RagloomError,
     RateLimitError,
 )
+from core.logging import redact_text
 
 log = structlog.get_logger(__name__)
 
@@ -259,12 +260,14 @@ def map_openai_error(exc: BaseException) -> RagloomError:
 
 
 def _short_message(exc: BaseException) -> str:
+    """The provider's message, shortened, with secrets removed (some echo the key back)."""
     body = getattr(exc, "body", None)
+    text = str(exc) or type(exc).__name__
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])[:300]
-    return (str(exc) or type(exc).__name__)[:300]
+            text = str(inner["message"])
+    return redact_text(text[:300])
 
 
 def _is_status_error(exc: BaseException) -> bool:

@@ -1,0 +1,112 @@
+"""Settings: sources and their precedence, OpenAI fallbacks, engine resolution, test settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings, load_settings
+from core.testing import TEST_API_KEY, make_test_settings
+
+
+def test_defaults_without_any_source_pick_the_extractive_engine() -> None:
+    settings = load_settings()
+    assert settings.llm.model == "gpt-4o-mini"
+    assert settings.llm.api_key is None
+    assert settings.resolved_engine == "extractive"
+
+
+def test_environment_nested_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGLOOM_LLM__MODEL", "gpt-4.1-mini")
+    monkeypatch.setenv("RAGLOOM_LLM__TIMEOUT", "7.5")
+    monkeypatch.setenv("RAGLOOM_STORE__KIND", "weaviate")
+    settings = load_settings()
+    assert settings.llm.model == "gpt-4.1-mini"
+    assert settings.llm.timeout == 7.5
+    assert settings.store.kind == "weaviate"
+
+
+def test_dotenv_file_in_working_directory() -> None:
+    Path(".env").write_text("RAGLOOM_LLM__MODEL=from-dotenv\nRAGLOOM_BUDGET__MAX_STEPS=5\n")
+    settings = load_settings()
+    assert settings.llm.model == "from-dotenv"
+    assert settings.budget.max_steps == 5
+
+
+def test_toml_file_and_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    Path("ragloom.toml").write_text(
+        '[llm]\nmodel = "from-toml"\ntemperature = 0.3\n[retrieval]\nk = 9\n'
+    )
+    assert load_settings().llm.model == "from-toml"
+    Path(".env").write_text("RAGLOOM_LLM__MODEL=from-dotenv\n")
+    assert load_settings().llm.model == "from-dotenv"
+    monkeypatch.setenv("RAGLOOM_LLM__MODEL", "from-env")
+    settings = load_settings()
+    assert settings.llm.model == "from-env"
+    assert settings.llm.temperature == 0.3  # other toml keys still apply
+    assert settings.retrieval.k == 9
+    assert load_settings(llm={"model": "from-args"}).llm.model == "from-args"
+
+
+def test_toml_named_by_ragloom_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere.toml"
+    config.write_text('engine = "extractive"\n[llm]\nmodel = "named"\n')
+    monkeypatch.setenv("RAGLOOM_CONFIG", str(config))
+    assert load_settings().llm.model == "named"
+
+
+def test_openai_api_key_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-openai-env")
+    settings = load_settings()
+    assert settings.llm.api_key is not None
+    assert settings.llm.api_key.get_secret_value() == "sk-from-openai-env"
+    assert settings.resolved_engine == "openai"
+    monkeypatch.setenv("RAGLOOM_LLM__API_KEY", "sk-from-ragloom-env")
+    assert load_settings().llm.api_key.get_secret_value() == "sk-from-ragloom-env"  # type: ignore[union-attr]
+
+
+def test_openai_base_url_fallback_selects_openai_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    settings = load_settings()
+    assert settings.llm.base_url == "http://127.0.0.1:8000/v1"
+    assert settings.resolved_engine == "openai"
+
+
+def test_explicit_engine_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-some-key-123")
+    assert load_settings(engine="extractive").resolved_engine == "extractive"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert load_settings(engine="openai").resolved_engine == "openai"
+
+
+def test_api_key_is_secret_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGLOOM_LLM__API_KEY", "sk-do-not-print-me")
+    settings = load_settings()
+    assert "sk-do-not-print-me" not in repr(settings)
+    assert "sk-do-not-print-me" not in settings.model_dump_json()
+
+
+def test_invalid_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGLOOM_LLM__TIMEOUT", "-1")
+    with pytest.raises(ValueError, match="timeout"):
+        load_settings()
+
+
+def test_make_test_settings_points_everything_at_tmp(tmp_path: Path) -> None:
+    offline = make_test_settings(tmp_path)
+    assert offline.resolved_engine == "extractive"
+    assert offline.embedder.kind == "hashing"
+    assert offline.store.path.parent == tmp_path
+    assert offline.checkpointer.path.parent == tmp_path
+
+    online = make_test_settings(tmp_path, base_url="http://127.0.0.1:9/v1",
+                                llm={"model": "m"}, retrieval={"k": 3})
+    assert isinstance(online, Settings)
+    assert online.resolved_engine == "openai"
+    assert online.llm.base_url == "http://127.0.0.1:9/v1"
+    assert online.llm.api_key is not None
+    assert online.llm.api_key.get_secret_value() == TEST_API_KEY
+    assert online.llm.model == "m"
+    assert online.llm.deadline <= 10  # short by default, merged not replaced
+    assert online.retrieval.k == 3
