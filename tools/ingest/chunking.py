@@ -46,20 +46,52 @@ def split_document(doc: Document, chunk_tokens: int = 256, overlap: int = 32) ->
         keep_separator=True,
         strip_whitespace=True,
     )
+    min_tokens = max(8, chunk_tokens // 4)
     chunks: list[Chunk] = []
-    for section in _merge_small(_sections(doc), doc.text, max(8, chunk_tokens // 4)):
+    for section in _merge_small(_sections(doc), doc.text, min_tokens):
         body = doc.text[section.start:section.end]
-        cursor = 0
-        for piece in splitter.split_text(body):
-            found = body.find(piece, cursor)
-            if found < 0:
-                found = body.find(piece)
-            if found < 0:  # cannot happen with keep_separator, kept as a guard
-                continue
-            cursor = found + 1
-            start = section.start + found
-            chunks.append(_chunk(doc, piece, start, section.heading_path, len(chunks)))
+        spans = _absorb_tiny(_spans(body, splitter.split_text(body)), body, min_tokens)
+        for start, end in spans:
+            text = body[start:end]
+            chunks.append(
+                _chunk(doc, text, section.start + start, section.heading_path, len(chunks))
+            )
     return chunks
+
+
+def _spans(body: str, pieces: list[str]) -> list[tuple[int, int]]:
+    """Character spans of the splitter's pieces (exact substrings, in order) in `body`."""
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for piece in pieces:
+        found = body.find(piece, cursor)
+        if found < 0:
+            found = body.find(piece)
+        if found < 0:  # cannot happen with keep_separator, kept as a guard
+            continue
+        cursor = found + 1
+        spans.append((found, found + len(piece)))
+    return spans
+
+
+def _absorb_tiny(
+    spans: list[tuple[int, int]], body: str, min_tokens: int
+) -> list[tuple[int, int]]:
+    """Join a piece under `min_tokens` (a lone heading line, say) to its next (else previous)
+    neighbour; the joined span may exceed the budget by at most `min_tokens`."""
+    out = list(spans)
+    index = 0
+    while len(out) > 1 and index < len(out):
+        start, end = out[index]
+        if count_tokens(body[start:end]) >= min_tokens:
+            index += 1
+            continue
+        if index + 1 < len(out):
+            out[index:index + 2] = [(start, out[index + 1][1])]
+        else:
+            out[index - 1:index + 1] = [(out[index - 1][0], end)]
+            break
+    return out
 
 
 def _chunk(doc: Document, text: str, start: int, path: tuple[str, ...], position: int) -> Chunk:
