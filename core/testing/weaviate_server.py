@@ -13,8 +13,9 @@ sockets:
 Scoring follows Weaviate's documentation: BM25 (k1, b from the class's invertedIndexConfig,
 1.2 / 0.75 by default) over word tokens, with SQLite FTS5's IDF (log((N - n + 0.5) / (n + 0.5)),
 floored at 1e-6) so it ranks like the embedded store; near_vector by cosine distance; hybrid by
-relativeScoreFusion (min-max normalise each leg, alpha * vector + (1 - alpha) * bm25) or
-rankedFusion. Each collection + tenant is one in-memory shard; idf and avgdl are per shard.
+relativeScoreFusion (each leg cut to its best max(limit, 100) candidates, min-max normalised,
+alpha * vector + (1 - alpha) * bm25) or rankedFusion. Each collection + tenant is one in-memory
+shard; idf and avgdl are per shard.
 
 Failures can be injected: `fail_next("BatchDelete", times=1)` aborts the next gRPC call with
 UNAVAILABLE; `reject_objects(predicate, times)` makes BatchObjects report per-object errors.
@@ -56,7 +57,9 @@ from weaviate.proto.v1 import (
 
 VERSION = "1.30.0"
 DEFAULT_LIMIT = 10
-MAX_RESULTS = 10_000
+MAX_RESULTS = 10_000  # QUERY_MAXIMUM_RESULTS
+PYPI_PATH = "/pypi/weaviate-client/json"  # point weaviate.connect.v4.PYPI_PACKAGE_URL here
+HYBRID_LEG_RESULTS = 100  # QUERY_HYBRID_MAXIMUM_RESULTS: candidates per hybrid leg
 _WORD = re.compile(r"[^\W_]+")  # the same word tokenizer as tools.stores.base.tokenize
 
 
@@ -204,7 +207,8 @@ class _RestHandler(BaseHTTPRequestHandler):
         owner = self.owner
         owner.calls[f"{self.command} {self.path.split('?')[0]}"] += 1
         body = self._body()
-        if not owner.authorized(self.headers.get("Authorization")):
+        public = self.path == PYPI_PATH
+        if not public and not owner.authorized(self.headers.get("Authorization")):
             self._reply(401, {"error": [{"message": "unauthorized"}]})
             return
         try:
@@ -246,7 +250,9 @@ class WeaviateTestServer:
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._http.daemon_threads = True
         self.http_port = self._http.server_address[1]
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         weaviate_pb2_grpc.add_WeaviateServicer_to_server(_Servicer(self), self._grpc)
         self._grpc.add_generic_rpc_handlers([_health_handler(self)])
@@ -301,6 +307,11 @@ class WeaviateTestServer:
         with self.db.lock:
             return dict(self.db.shards.get((collection, tenant), {}))
 
+    @property
+    def pypi_url(self) -> str:
+        """Where to point `weaviate.connect.v4.PYPI_PACKAGE_URL` so init checks stay local."""
+        return f"{self.url}{PYPI_PATH}"
+
     def authorized(self, header: str | None) -> bool:
         return self.api_key is None or header == f"Bearer {self.api_key}"
 
@@ -323,6 +334,10 @@ class WeaviateTestServer:
 
     def rest(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         """Route one REST request; returns (status, JSON body)."""
+        if path == PYPI_PATH:  # the client's "is there a newer client" check, answered locally
+            from weaviate import __version__
+
+            return 200, {"info": {"version": __version__}}
         parts = [p for p in path.split("/") if p][1:]  # drop "v1"
         if parts in (["meta"],):
             return 200, {"version": self.version, "hostname": self.url, "modules": {},
@@ -731,7 +746,8 @@ def _search(db: _Database, request: Any) -> list[Hit]:
         if nv.HasField("distance"):
             hits = [h for h in hits if h[1]["distance"] <= nv.distance]
     elif request.HasField("hybrid_search"):
-        hits = _hybrid(objects, list(shard.values()), request.hybrid_search, cls)
+        depth = max(request.offset + limit, HYBRID_LEG_RESULTS)
+        hits = _hybrid(objects, list(shard.values()), request.hybrid_search, cls, depth)
     else:
         objects.sort(key=lambda o: o.uuid)
         if request.after:
@@ -775,7 +791,7 @@ def _bm25(
     props = [p.split("^")[0] for p in properties] or sorted(
         n for n in searchable if types[n] in ("text", "text[]")
     )
-    terms = tokenize(query)
+    terms = list(dict.fromkeys(tokenize(query)))  # each query term counts once
     scores: dict[str, float] = {}
     for prop in props:
         docs = {o.uuid: _prop_tokens(o, prop) for o in corpus}
@@ -814,12 +830,17 @@ def _min_max(values: list[float]) -> list[float]:
 
 
 def _hybrid(
-    objects: list[StoredObject], corpus: list[StoredObject], hybrid: Any, cls: dict[str, Any]
+    objects: list[StoredObject],
+    corpus: list[StoredObject],
+    hybrid: Any,
+    cls: dict[str, Any],
+    depth: int,
 ) -> list[Hit]:
+    """Fuse a BM25 leg and a vector leg, each cut to its best `depth` candidates."""
     alpha = hybrid.alpha_param if hybrid.use_alpha_param else hybrid.alpha
     keyword: list[Hit] = []
     if alpha < 1:
-        keyword = _bm25(objects, corpus, hybrid.query, list(hybrid.properties), cls)
+        keyword = _bm25(objects, corpus, hybrid.query, list(hybrid.properties), cls)[:depth]
     vector: list[Hit] = []
     if alpha > 0:
         nv = hybrid.near_vector if hybrid.HasField("near_vector") else None
@@ -833,6 +854,7 @@ def _hybrid(
         vector = _near_vector(objects, query)
         if hybrid.HasField("vector_distance"):
             vector = [h for h in vector if h[1]["distance"] <= hybrid.vector_distance]
+        vector = vector[:depth]
     ranked = type(hybrid).FusionType.Value("FUSION_TYPE_RANKED") == hybrid.fusion_type
     legs = [
         ([h[0] for h in keyword], [h[1]["score"] for h in keyword], 1 - alpha),
