@@ -43,6 +43,12 @@ class SignatureProgram(dspy.Module):
         return await self.predict.acall(**inputs)
 
 
+def make_adapter() -> Any:
+    """The one adapter every role, compile run and evaluation uses: ChatAdapter without the
+    JSON retry, so a malformed reply costs one call (and call counts stay predictable)."""
+    return dspy.ChatAdapter(use_json_adapter_fallback=False)
+
+
 @dataclass(frozen=True)
 class ModuleSpec:
     """A compilable module: its signature key and which fields a dataset maps to."""

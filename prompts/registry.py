@@ -89,6 +89,7 @@ class PromptRegistry:
         self.use_compiled = use_compiled
         self.pinned = dict(pinned or {})
         self._current: dict[str, str] = {}
+        self._warned: set[Path] = set()
 
     @classmethod
     def from_settings(cls, settings: Any) -> PromptRegistry:
@@ -154,6 +155,9 @@ class PromptRegistry:
         for artefact in candidates:
             if artefact.status == "ok":
                 return artefact
+            if artefact.path in self._warned:
+                continue
+            self._warned.add(artefact.path)
             log.warning(
                 "prompt artefact ignored",
                 artefact=str(artefact.path),

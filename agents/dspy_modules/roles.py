@@ -35,6 +35,7 @@ from prompts.programs import (
     format_context,
     format_history,
     format_passage,
+    make_adapter,
     split_claims,
 )
 
@@ -43,12 +44,6 @@ T = TypeVar("T")
 ENGINE = "openai"
 ROUTES = ("conversation", "retrieve", "summarize", "decline")
 GRADE_CONCURRENCY = 4
-
-
-def make_adapter() -> Any:
-    """The one adapter every role uses: ChatAdapter without the JSON retry, so a malformed reply
-    costs one call and surfaces as `MalformedResponseError`."""
-    return dspy.ChatAdapter(use_json_adapter_fallback=False)
 
 
 class DSPyRole:

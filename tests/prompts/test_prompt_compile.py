@@ -1,0 +1,169 @@
+"""Compile runs against the real OpenAI-compatible test server, through the gateway's DSPy LM.
+
+The scripted model answers well only when the prompt carries demonstrations, so compiling with
+BootstrapFewShot measurably helps; everything between (gateway, ChatAdapter, optimizer,
+artefact, registry) is the real code path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.dspy_modules import build_dspy_roles
+from core.llm import LLMGateway
+from core.settings import Settings
+from core.testing.openai_server import OpenAICompatibleServer
+from core.testing.settings import make_test_settings
+from prompts.compile import (
+    CompileOptions,
+    compile_module,
+    estimate_calls,
+    evaluate_program,
+)
+from prompts.datasets import load_jsonl
+from prompts.metrics import answer_metric
+from prompts.registry import PromptRegistry, load_compiled
+from prompts.testing import has_demos
+from tests.prompts.scripted import FACTS, answer_rows, answerer_responder, fact_chunks, write_jsonl
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAICompatibleServer]:
+    with OpenAICompatibleServer(answerer_responder) as srv:
+        yield srv
+
+
+@pytest.fixture
+def settings(tmp_path: Path, server: OpenAICompatibleServer) -> Settings:
+    return make_test_settings(tmp_path, base_url=server.base_url)
+
+
+@pytest.fixture
+def lm(settings: Settings) -> Any:
+    return LLMGateway(settings.llm).dspy_lm()
+
+
+@pytest.fixture
+def sets(tmp_path: Path) -> tuple[list[Any], list[Any]]:
+    examples = load_jsonl(write_jsonl(tmp_path / "answers.jsonl", answer_rows()), "answerer")
+    return examples[:6], examples[6:]
+
+
+def test_bootstrap_compile_beats_the_baseline_and_saves_an_artefact(
+    lm: Any, settings: Settings, sets: tuple[list[Any], list[Any]]
+) -> None:
+    train, dev = sets
+    report = compile_module(
+        "answerer", lm, train, dev, out_dir=settings.prompts.compiled_dir, model="test-model"
+    )
+    assert report.score_before == 0.0
+    assert report.score_after is not None and report.score_after > 0.9
+    assert report.artefact is not None and report.artefact.path.exists()
+    meta = json.loads(report.artefact.meta_path.read_text())
+    assert meta["score_after"] == report.score_after and meta["score_before"] == 0.0
+    for key in ("signature_hash", "dspy_version", "trainset_hash", "devset_hash", "created"):
+        assert meta[key]
+    assert (meta["module"], meta["optimizer"], meta["metric"], meta["model"]) == (
+        "answerer",
+        "bootstrap",
+        "answer",
+        "test-model",
+    )
+    state = json.loads(report.artefact.path.read_text())
+    assert len(state["predict"]["demos"]) == 3
+
+
+def test_the_compiled_answerer_is_what_the_roles_load(
+    lm: Any, settings: Settings, sets: tuple[list[Any], list[Any]], server: OpenAICompatibleServer
+) -> None:
+    train, dev = sets
+    fresh = build_dspy_roles(lm, settings=settings)["answerer"]
+    question = next(iter(FACTS))
+    assert "not sure" in fresh.answer(question, fact_chunks(question)).text
+    assert not has_demos(server.chat_requests()[-1].json or {})
+
+    report = compile_module("answerer", lm, train, dev, out_dir=settings.prompts.compiled_dir)
+    assert load_compiled("answerer", settings) == report.artefact.path
+    answerer = build_dspy_roles(lm, settings=settings)["answerer"]
+    draft = answerer.answer(question, fact_chunks(question))
+    assert has_demos(server.chat_requests()[-1].json or {})
+    assert draft.text == f"{FACTS[question]} [c1]."
+    assert [c.source for c in draft.citations] == ["facts.txt"]
+
+
+def test_dspy_evaluate_reproduces_the_compiled_score(
+    lm: Any, settings: Settings, sets: tuple[list[Any], list[Any]]
+) -> None:
+    train, dev = sets
+    report = compile_module("answerer", lm, train, dev, out_dir=settings.prompts.compiled_dir)
+    program = PromptRegistry.from_settings(settings).load("answerer")
+    result = evaluate_program(program, dev, answer_metric, lm)
+    assert result.score == report.score_after
+    assert result.scores == [1.0] * len(dev) and result.errors == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [CompileOptions(), CompileOptions(optimizer="random-search", num_candidates=1)],
+    ids=["bootstrap", "random-search"],
+)
+def test_dry_run_estimate_is_within_20_percent_of_actual_calls(
+    lm: Any,
+    settings: Settings,
+    sets: tuple[list[Any], list[Any]],
+    server: OpenAICompatibleServer,
+    options: CompileOptions,
+) -> None:
+    train, dev = sets
+    estimate = estimate_calls("answerer", train, dev, options, model="gpt-4o-mini")
+    report = compile_module(
+        "answerer", lm, train, dev, options=options, out_dir=settings.prompts.compiled_dir
+    )
+    actual = len(server.chat_requests())
+    assert report.calls == actual
+    assert abs(estimate.calls - actual) <= 0.2 * actual
+    assert estimate.cost_usd is not None and estimate.cost_usd > 0
+    assert estimate.tokens_in > estimate.tokens_out > 0
+
+
+def test_budget_stops_the_run_cleanly_keeping_the_partial_program(
+    lm: Any, settings: Settings, sets: tuple[list[Any], list[Any]], server: OpenAICompatibleServer
+) -> None:
+    train, dev = sets
+    seen: list[int] = []
+    options = CompileOptions(budget_calls=len(dev) + 2)
+    report = compile_module(
+        "answerer",
+        lm,
+        train,
+        dev,
+        options=options,
+        out_dir=settings.prompts.compiled_dir,
+        on_call=seen.append,
+    )
+    assert report.budget_exhausted
+    assert report.calls == len(server.chat_requests()) == len(dev) + 2
+    assert seen == list(range(1, len(dev) + 3))
+    assert report.score_before == 0.0 and report.score_after is None
+    assert report.artefact is not None
+    meta = json.loads(report.artefact.meta_path.read_text())
+    assert meta["budget_exhausted"] is True
+    assert len(report.program.predict.demos) == 3  # 2 bootstrapped + 1 labeled
+
+
+def test_budget_spent_on_the_baseline_saves_nothing(
+    lm: Any, settings: Settings, sets: tuple[list[Any], list[Any]]
+) -> None:
+    train, dev = sets
+    options = CompileOptions(budget_calls=2)
+    report = compile_module(
+        "answerer", lm, train, dev, options=options, out_dir=settings.prompts.compiled_dir
+    )
+    assert report.budget_exhausted and report.calls == 2
+    assert report.artefact is None and report.program is None
+    assert PromptRegistry.from_settings(settings).artefacts() == []
