@@ -22,6 +22,8 @@ from langchain_core.tracers.context import register_configure_hook
 class UsageMeter(BaseCallbackHandler):
     """Counts chat-model calls and tokens reported in `AIMessage.usage_metadata`."""
 
+    run_inline = True  # called on the event loop: no executor hop per callback
+
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
