@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 
 from core.budget import CallRecord, Ledger
-from core.errors import ConfigError, MalformedResponseError, RagloomError
+from core.errors import (
+    ConfigError,
+    MalformedResponseError,
+    ProviderUnavailableError,
+    RagloomError,
+)
 from core.logging import register_secret
 from core.pricing import cost_usd
 from core.retry import API_KEY_FIX, RetryPolicy, code_of, map_openai_error
@@ -119,11 +124,27 @@ class _Usage:
             self.model = str(name)
 
 
+def _check_finished(chunks: list[Any]) -> None:
+    """A stream that ends without a finish_reason was cut off (the connection dropped)."""
+    for chunk in chunks:
+        info = {**(chunk.generation_info or {}), **(chunk.message.response_metadata or {})}
+        if info.get("finish_reason"):
+            return
+    raise ProviderUnavailableError(
+        f"the provider's stream ended early after {len(chunks)} chunk(s) without finishing"
+    )
+
+
 def _node(run_manager: Any) -> str | None:
     node = structlog.contextvars.get_contextvars().get("node")
     if node:
         return str(node)
     metadata = getattr(run_manager, "metadata", None) or {}
+    if not metadata.get("langgraph_node"):
+        # Streaming paths get no run manager; LangGraph's node config is in the context.
+        from langchain_core.runnables.config import var_child_runnable_config
+
+        metadata = (var_child_runnable_config.get() or {}).get("metadata") or {}
     found = metadata.get("langgraph_node")
     return str(found) if found else None
 
@@ -446,6 +467,7 @@ class LLMGateway:
                 chunks.append(first)
                 yield first
                 first = self._mapped(functools.partial(next, iterator, None))
+            _check_finished(chunks)
         except RagloomError as exc:
             error = exc
             raise
@@ -487,6 +509,7 @@ class LLMGateway:
                 chunks.append(first)
                 yield first
                 first = await self._amapped(functools.partial(anext, iterator, None))
+            _check_finished(chunks)
         except RagloomError as exc:
             error = exc
             raise
