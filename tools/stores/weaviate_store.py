@@ -116,6 +116,7 @@ def connect(
     """A connected weaviate-client v4 for these settings (API key auth when one is set)."""
     import weaviate
     from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+    from weaviate.exceptions import WeaviateInvalidInputError
 
     plan = connection_plan(store)
     key = store.weaviate_api_key.get_secret_value() if store.weaviate_api_key else None
@@ -132,7 +133,13 @@ def connect(
         )
     connect_fn = getattr(weaviate, f"connect_to_{plan.method}")
     log.info("weaviate.connect", method=plan.method, url=store.weaviate_url)
-    return _guarded(lambda: connect_fn(**kwargs), "connect")  # type: ignore[no-any-return]
+    try:
+        return _guarded(lambda: connect_fn(**kwargs), "connect")  # type: ignore[no-any-return]
+    except (ValueError, WeaviateInvalidInputError) as exc:  # pydantic rejects the parameters
+        raise ConfigError(
+            f"bad Weaviate connection settings: {exc}", setting="store.weaviate_url",
+            fix="check store.weaviate_url and store.weaviate_grpc_port",
+        ) from exc
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -521,11 +528,14 @@ class WeaviateStore:
         if mode == "bm25" and not tokenize(query):
             return []
         where = to_weaviate_filter(filters)
-        result = self._call(lambda: self._query(name, query, k, mode, alpha, where), "search")
+        # Fetch a margin beyond k so that equal scores at the cut are broken by chunk id, as in
+        # the embedded store, rather than by whatever order the server returns ties in.
+        limit = min(k + max(k, 10), MAX_RESULTS)
+        result = self._call(lambda: self._query(name, query, limit, mode, alpha, where), "search")
         chunks = [_to_chunk(o.properties, _score(o.metadata, mode)) for o in result.objects]
         if filters is not None and not filters.empty:
             chunks = [c for c in chunks if filters.matches(c)]
-        return sorted(chunks, key=lambda c: (-(c.score or 0.0), c.id))
+        return sorted(chunks, key=lambda c: (-(c.score or 0.0), c.id))[:k]
 
     def _query(
         self, tenant: str, query: str, k: int, mode: str, alpha: float, where: Any
@@ -649,7 +659,8 @@ def _insert_errors(collection: Collection[Any, Any], objects: list[Any]) -> dict
     except WeaviateInsertManyAllFailedError as exc:
         if any(code in str(exc) for code in _TRANSIENT_CODES):
             raise
-        return {i: exc.message for i in range(len(objects))}
+        message = exc.message.rpartition("Here is the set of all errors: ")[2] or exc.message
+        return {i: message for i in range(len(objects))}
     return {i: err.message for i, err in result.errors.items()}
 
 
