@@ -55,9 +55,15 @@ def settings(tmp_path: Path, server: OpenAICompatibleServer) -> Settings:
     )
 
 
+async def _no_asleep(seconds: float) -> None:
+    return None
+
+
 @pytest.fixture
 def gateway(settings: Settings) -> LLMGateway:
-    return LLMGateway(settings.llm, ledger=Ledger())
+    """A gateway on the live server whose backoff waits are skipped (the clock is real)."""
+    return LLMGateway(settings.llm, ledger=Ledger(), sleep=lambda seconds: None,
+                      asleep=_no_asleep)
 
 
 @pytest.fixture(autouse=True)

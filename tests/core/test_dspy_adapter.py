@@ -1,0 +1,168 @@
+"""Acceptance: DSPy modules through the gateway's BaseLM adapter, against the real local server."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+import dspy
+import pytest
+from langchain_core.messages import AIMessageChunk
+
+from core.errors import AuthenticationError, BadRequestError
+from core.llm import LLMGateway
+from core.testing import Fault, OpenAICompatibleServer, Reply, ToolCall
+from tests.core.conftest import chat_bodies
+
+Server = OpenAICompatibleServer
+
+
+def _answer(text: str) -> str:
+    """What a model following DSPy's ChatAdapter format replies."""
+    return f"[[ ## answer ## ]]\n{text}\n\n[[ ## completed ## ]]"
+
+
+def test_predict_plain_call(gateway: LLMGateway, server: Server) -> None:
+    server.enqueue(_answer("Paris"))
+    with dspy.context(lm=gateway.dspy_lm()):
+        prediction = dspy.Predict("question -> answer")(question="Capital of France?")
+    assert prediction.answer == "Paris"
+    [body] = chat_bodies(server)
+    assert body["messages"][0]["role"] == "system"
+    assert "Capital of France?" in body["messages"][-1]["content"]
+    assert body["model"] == "gpt-4o-mini" and body["temperature"] == 0.0
+    [record] = gateway.ledger.records
+    assert record.attempts == 1 and record.tokens_in > 0 and record.tokens_out > 0
+
+
+async def test_predict_async_call(gateway: LLMGateway, server: Server) -> None:
+    server.enqueue(_answer("Rome"))
+    with dspy.context(lm=gateway.dspy_lm()):
+        prediction = await dspy.Predict("question -> answer").acall(question="Capital of Italy?")
+    assert prediction.answer == "Rome"
+    assert len(gateway.ledger.records) == 1
+
+
+class _State(TypedDict):
+    question: str
+    answer: str
+
+
+def test_predict_streams_tokens_in_a_langgraph_node(gateway: LLMGateway, server: Server) -> None:
+    from langgraph.graph import END, START, StateGraph
+
+    lm = gateway.dspy_lm()
+    predict = dspy.Predict("question -> answer")
+
+    def generate(state: _State) -> dict[str, str]:
+        with dspy.context(lm=lm):
+            return {"answer": predict(question=state["question"]).answer}
+
+    graph = StateGraph(_State)
+    graph.add_node("generate", generate)
+    graph.add_edge(START, "generate")
+    graph.add_edge("generate", END)
+    server.enqueue(_answer("Streamed to the graph"))
+    compiled = graph.compile()
+    tokens: list[str] = []
+    final: dict[str, str] = {}
+    for mode, item in compiled.stream({"question": "q"}, stream_mode=["messages", "values"]):
+        if mode == "messages":
+            message, meta = item
+            if isinstance(message, AIMessageChunk) and message.content:
+                tokens.append(str(message.content))
+                assert meta["langgraph_node"] == "generate"
+        else:
+            final = item
+    assert len(tokens) > 3  # token by token, not one block
+    assert "to " in tokens and "".join(tokens).startswith("[[ ## answer ## ]]")
+    assert final["answer"] == "Streamed to the graph"
+    assert chat_bodies(server)[0]["stream"] is True
+    assert gateway.ledger.records[0].node == "generate"
+
+
+def test_lm_streams_through_its_chat_model(gateway: LLMGateway, server: Server) -> None:
+    lm = gateway.dspy_lm()
+    server.enqueue("plain words streamed")
+    assert [c.content for c in lm.chat.stream("hi") if c.content] == ["plain ", "words ",
+                                                                     "streamed"]
+
+
+class _ToolSignature(dspy.Signature):
+    """Answer, calling tools when needed."""
+
+    question: str = dspy.InputField()
+    tools: list[dspy.Tool] = dspy.InputField()
+    answer: str = dspy.OutputField()
+    tool_calls: dspy.ToolCalls = dspy.OutputField()
+
+
+def get_weather(city: str) -> str:
+    """Weather for a city."""
+    return f"sunny in {city}"
+
+
+def test_predict_tool_call(gateway: LLMGateway, server: Server) -> None:
+    server.enqueue(Reply(None, tool_calls=[ToolCall("get_weather", {"city": "Oslo"})]))
+    adapter = dspy.ChatAdapter(use_native_function_calling=True)
+    with dspy.context(lm=gateway.dspy_lm(), adapter=adapter):
+        prediction = dspy.Predict(_ToolSignature)(question="Weather in Oslo?",
+                                                  tools=[dspy.Tool(get_weather)])
+    [call] = prediction.tool_calls.tool_calls
+    assert (call.name, call.args) == ("get_weather", {"city": "Oslo"})
+    assert call.execute() == "sunny in Oslo"
+    [body] = chat_bodies(server)
+    assert body["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_lm_call_with_tools_passes_them_through(gateway: LLMGateway, server: Server) -> None:
+    server.enqueue(Reply("", tool_calls=[ToolCall("get_weather", {"city": "Lima"})]))
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}]
+    [output] = gateway.dspy_lm()("Weather in Lima?", tools=tools)
+    assert output["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert chat_bodies(server)[0]["tools"] == tools
+
+
+def test_dspy_calls_share_retries_and_the_ledger(gateway: LLMGateway, server: Server) -> None:
+    server.enqueue(*[Fault(429, retry_after=0)] * 3, _answer("after retries"))
+    with dspy.context(lm=gateway.dspy_lm()):
+        prediction = dspy.Predict("question -> answer")(question="q")
+    assert prediction.answer == "after retries"
+    assert len(server.chat_requests()) == 4
+    assert gateway.ledger.records[0].attempts == 4
+
+
+def test_dspy_errors_arrive_typed_and_unretried(gateway: LLMGateway, server: Server) -> None:
+    server.enqueue(Fault(401))
+    with dspy.context(lm=gateway.dspy_lm()), pytest.raises(AuthenticationError) as info:
+        dspy.Predict("question -> answer")(question="q")
+    assert info.value.setting == "llm.api_key"
+    assert len(server.chat_requests()) == 1
+    server.enqueue(Fault(400))
+    with dspy.context(lm=gateway.dspy_lm()), pytest.raises(BadRequestError):
+        dspy.Predict("question -> answer")(question="q2")
+    assert len(server.chat_requests()) == 2
+
+
+def test_dspy_cache_is_off_and_gateway_cache_applies(
+    gateway: LLMGateway, server: Server, settings: object
+) -> None:
+    server.responder = lambda body: _answer("fresh")
+    with dspy.context(lm=gateway.dspy_lm()):
+        dspy.Predict("question -> answer")(question="same")
+        dspy.Predict("question -> answer")(question="same")
+    assert len(server.chat_requests()) == 2  # DSPy's own cache did not answer
+
+    cached = LLMGateway(gateway.settings.model_copy(update={"cache": True}))
+    with dspy.context(lm=cached.dspy_lm()):
+        dspy.Predict("question -> answer")(question="again")
+        dspy.Predict("question -> answer")(question="again")
+    assert len(server.chat_requests()) == 3
+    assert [r.cached for r in cached.ledger.records] == [False, True]
+
+
+def test_saved_state_has_no_key_or_client(gateway: LLMGateway) -> None:
+    state = gateway.dspy_lm().dump_state()
+    assert state["model"] == "gpt-4o-mini"
+    assert "chat" not in state and "api_key" not in state
+    assert state["cache"] is False
