@@ -503,7 +503,7 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
                 raise LookupError(f"class {request.collection!r} not found")
             have = self.db.tenants[request.collection]
             names = list(request.names.values) if request.HasField("names") else list(have)
-            status = {"HOT": tenants_pb.TENANT_ACTIVITY_STATUS_HOT,
+            status: dict[str, Any] = {"HOT": tenants_pb.TENANT_ACTIVITY_STATUS_HOT,
                       "COLD": tenants_pb.TENANT_ACTIVITY_STATUS_COLD,
                       "FROZEN": tenants_pb.TENANT_ACTIVITY_STATUS_FROZEN}
             return tenants_pb.TenantsGetReply(
@@ -684,13 +684,13 @@ def _matches(flt: Any, obj: StoredObject, cls: dict[str, Any]) -> bool:
     if op == ops.Value("OPERATOR_NOT"):
         return not all(_matches(f, obj, cls) for f in flt.filters)
     prop = flt.target.property if flt.HasField("target") else (flt.on[0] if flt.on else "")
-    if prop == "_id":
-        kind, have = "text", obj.uuid
-    else:
-        kind = _prop_types(cls).get(prop)
-        if kind is None:
+    kind: str = "text"
+    have: Any = obj.uuid
+    if prop != "_id":
+        found = _prop_types(cls).get(prop)
+        if found is None:
             raise ValueError(f"no such prop with name '{prop}' found in class '{cls['class']}'")
-        have = obj.properties.get(prop)
+        kind, have = found, obj.properties.get(prop)
     want = _filter_value(flt)
     if op == ops.Value("OPERATOR_IS_NULL"):
         return (have is None) == bool(want)

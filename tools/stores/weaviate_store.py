@@ -25,6 +25,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -369,8 +370,8 @@ class WeaviateStore:
         from weaviate.classes.tenants import Tenant
 
         for name in (self.collection, self.sources_collection):
-            tenants = self._client.collections.use(name).tenants
-            self._call(lambda tenants=tenants: tenants.create([Tenant(name=tenant)]), "add tenant")
+            self._call(partial(self._client.collections.use(name).tenants.create,
+                               [Tenant(name=tenant)]), "add tenant")
         self._known_tenants.add(tenant)
         log.info("weaviate.tenant_created", collection=self.collection, tenant=tenant)
 
@@ -447,7 +448,7 @@ class WeaviateStore:
         failures: dict[int, str] = {}
         for attempt in range(1 + self.object_retries):
             batch = [objects[i] for i in pending]
-            errors = self._call(lambda b=batch: _insert_errors(collection, b), "insert")
+            errors = self._call(partial(_insert_errors, collection, batch), "insert")
             failures = {pending[j]: message for j, message in errors.items()}
             pending = sorted(failures)
             if not pending:
@@ -568,14 +569,11 @@ class WeaviateStore:
         if not ids or not self._tenant_exists(name):
             return []
         found: dict[str, Chunk] = {}
+        fetch = self._chunks(name).query.fetch_objects
         for begin in range(0, len(ids), 1000):
             part = ids[begin:begin + 1000]
-            result = self._call(
-                lambda part=part: self._chunks(name).query.fetch_objects(  # type: ignore[misc]
-                    filters=Filter.by_property("chunk_id").contains_any(part), limit=len(part)
-                ),
-                "get",
-            )
+            where = Filter.by_property("chunk_id").contains_any(part)
+            result = self._call(partial(fetch, filters=where, limit=len(part)), "get")
             found.update((c.id, c) for c in (_to_chunk(o.properties) for o in result.objects))
         return [found[i] for i in chunk_ids if i in found]
 
