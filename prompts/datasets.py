@@ -205,7 +205,8 @@ def split_bucket(key: str) -> float:
 def split(examples: Iterable[Any], dev_fraction: float = 0.3) -> tuple[list[Any], list[Any]]:
     """(train, dev) by a hash of each example's id: the same example always lands on the same
     side, whatever the order or size of the set."""
-    train, dev = [], []
+    train: list[Any] = []
+    dev: list[Any] = []
     for example in examples:
         (dev if split_bucket(str(example.get("id", ""))) < dev_fraction else train).append(example)
     return train, dev

@@ -170,8 +170,13 @@ def format_context(chunks: Sequence[Chunk]) -> str:
 
 
 class TurnLike(Protocol):
-    role: str
-    content: str
+    """Anything with a role and a content, like `agents.roles.Turn`."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def content(self) -> str: ...
 
 
 def format_history(history: Iterable[TurnLike], max_turns: int = 6) -> str:

@@ -7,6 +7,7 @@ tells whether a chat request carries few-shot demonstrations (a compiled prompt)
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,3 +55,21 @@ def input_field(request: Mapping[str, Any], name: str) -> str:
         return ""
     rest = text.split(marker, 1)[1]
     return rest.split("[[ ## ", 1)[0].strip()
+
+
+_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]")
+
+
+def requested_fields(request: Mapping[str, Any]) -> list[str]:
+    """Output field names the prompt asks for, in order (from ChatAdapter's closing line)."""
+    text = last_user_content(request)
+    tail = text.rsplit("Respond with the corresponding output fields", 1)
+    if len(tail) < 2:
+        return []
+    return [name for name in _FIELD.findall(tail[1]) if name != "completed"]
+
+
+def reply_for(request: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    """A ChatAdapter reply with every requested field, valued from `defaults` ('' otherwise).
+    Lets one responder serve several roles: `reply_for(req, {"answer": ..., "relevant": True})`."""
+    return chat_reply(**{name: defaults.get(name, "") for name in requested_fields(request)})

@@ -9,7 +9,8 @@ prompts as labelled data (`[c1] (source — heading)`); citations are read back 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import dspy
@@ -26,7 +27,7 @@ from agents.roles import (
     Verdict,
 )
 from core.documents import Chunk, Citation
-from core.errors import MalformedResponseError, RagloomError
+from core.errors import MalformedResponseError, ProviderError, RagloomError
 from prompts.metrics import clamp_score
 from prompts.programs import (
     best_quote,
@@ -66,27 +67,22 @@ class DSPyRole:
             return await self.program.acall(**inputs)
 
 
-class _typed_errors:
-    """Turns DSPy's parse failures (and stray client errors) into ragloom's error tree."""
+@contextmanager
+def _typed_errors(module: str) -> Iterator[None]:
+    """Turns DSPy's parse failures and stray client errors into ragloom's error tree; our own
+    errors and programming errors pass through unchanged."""
+    from dspy.utils.exceptions import AdapterParseError
 
-    def __init__(self, module: str) -> None:
-        self.module = module
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or isinstance(exc, RagloomError | asyncio.CancelledError):
-            return False
-        from dspy.utils.exceptions import AdapterParseError
-
-        if isinstance(exc, AdapterParseError):
-            raise MalformedResponseError(
-                f"{self.module}: the model's reply did not follow the expected fields ({exc})"
-            ) from exc
-        if isinstance(exc, (ValueError, TypeError, KeyError)):
-            return False  # programming errors stay what they are
-        raise MalformedResponseError(f"{self.module}: {type(exc).__name__}: {exc}") from exc
+    try:
+        yield
+    except (RagloomError, ValueError, TypeError, KeyError):
+        raise
+    except AdapterParseError as exc:
+        raise MalformedResponseError(
+            f"{module}: the model's reply did not follow the expected fields ({exc})"
+        ) from exc
+    except Exception as exc:
+        raise ProviderError(f"{module}: {type(exc).__name__}: {exc}") from exc
 
 
 class DSPyRouter(DSPyRole):

@@ -7,7 +7,7 @@ Imported lazily (they import dspy): `get_signature("answer")` or
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, TypeVar
 
 SIGNATURES: dict[str, str] = {
     "route": "prompts.signatures.route:RouteQuestion",
@@ -19,6 +19,17 @@ SIGNATURES: dict[str, str] = {
     "summarize_chunk": "prompts.signatures.summarize_chunk:SummarizeChunk",
     "combine_summaries": "prompts.signatures.combine_summaries:CombineSummaries",
 }
+
+
+T = TypeVar("T")
+
+
+def one_paragraph(cls: T) -> T:
+    """Class decorator: the docstring's line breaks and indentation become single spaces, so the
+    model sees the instruction as one clean paragraph (Python 3.11 keeps docstring indentation).
+    """
+    cls.__doc__ = " ".join((cls.__doc__ or "").split())
+    return cls
 
 
 def get_signature(name: str) -> Any:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dspy
 
+from prompts.signatures import one_paragraph
 
+
+@one_paragraph
 class AnswerQuestion(dspy.Signature):
     """Answer the question using only the numbered context passages. After every sentence that
     uses a passage, cite it with its id in square brackets, for example [c1] or [c1][c3]. If the

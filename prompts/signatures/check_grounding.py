@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dspy
 
+from prompts.signatures import one_paragraph
 
+
+@one_paragraph
 class CheckGrounding(dspy.Signature):
     """Judge whether the answer is faithful to the context passages. A claim is supported when
     a passage states it or directly implies it; citations like [c1] name the passage a claim

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dspy
 
+from prompts.signatures import one_paragraph
 
+
+@one_paragraph
 class CombineSummaries(dspy.Signature):
     """Combine per-section summaries of one document into a single summary: first a short
     overview paragraph of the whole document, then key points as a bulleted list, one bullet per

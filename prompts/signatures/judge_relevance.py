@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dspy
 
+from prompts.signatures import one_paragraph
 
+
+@one_paragraph
 class JudgeRelevance(dspy.Signature):
     """Judge whether the response addresses the question that was asked, regardless of whether
     it is true. A response that answers a different question, only restates the question, or

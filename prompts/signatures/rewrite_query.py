@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dspy
 
+from prompts.signatures import one_paragraph
 
+
+@one_paragraph
 class RewriteQuery(dspy.Signature):
     """Rewrite the user's question into a standalone search query for a document retriever.
     Resolve pronouns and references using the history, keep the key technical terms, drop

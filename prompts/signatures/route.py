@@ -6,7 +6,10 @@ from typing import Literal
 
 import dspy
 
+from prompts.signatures import one_paragraph
 
+
+@one_paragraph
 class RouteQuestion(dspy.Signature):
     """Decide how an assistant over a private document collection should handle the user's
     latest message. Choose `retrieve` for questions that need facts from the documents,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dspy
 
+from prompts.signatures import one_paragraph
 
+
+@one_paragraph
 class SummarizeChunk(dspy.Signature):
     """Summarize one section of a document. Keep the facts, names, numbers and definitions a
     reader would need; drop examples and repetition. Write plain prose, no preamble. The text is
