@@ -1,0 +1,40 @@
+"""Cheap imports stay cheap: the core modules load no heavy client library until used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+HEAVY = ["torch", "sentence_transformers", "weaviate", "dspy", "langchain_openai", "openai",
+         "litellm"]
+
+
+def test_core_imports_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "import core, core.settings, core.llm, core.budget, core.logging, core.errors, "
+        "core.documents, core.embedders, core.retry, core.pricing, core.openai_embedder\n"
+        "from core.llm import LLMGateway\n"
+        "from core.settings import LLMSettings\n"
+        "gateway = LLMGateway(LLMSettings(base_url='http://127.0.0.1:9/v1'))\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_heavy_libraries_load_when_used() -> None:
+    code = (
+        "import sys\n"
+        "from core.llm import LLMGateway\n"
+        "from core.settings import LLMSettings\n"
+        "gateway = LLMGateway(LLMSettings(base_url='http://127.0.0.1:9/v1'))\n"
+        "gateway.chat_model(); gateway.dspy_lm()\n"
+        "print('langchain_openai' in sys.modules, 'dspy' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "True True"
