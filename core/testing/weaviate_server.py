@@ -23,6 +23,7 @@ UNAVAILABLE; `reject_objects(predicate, times)` makes BatchObjects report per-ob
 
 from __future__ import annotations
 
+import atexit
 import copy
 import datetime as dt
 import fnmatch
@@ -393,6 +394,23 @@ class WeaviateTestServer:
         for item in body or []:  # POST creates, PUT updates status
             tenants[item["name"]] = _status_in(item.get("activityStatus"))
         return 200, [_tenant_json(i["name"], tenants[i["name"]]) for i in body or []]
+
+
+_shared: WeaviateTestServer | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_server() -> WeaviateTestServer:
+    """One server for the whole test process, for suites that open many short-lived stores.
+
+    Never `reset()` it: give each store its own collection name instead. Stopped at exit.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = WeaviateTestServer().start()
+            atexit.register(_shared.stop)
+        return _shared
 
 
 def _status_in(status: str | None) -> str:
