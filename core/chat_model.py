@@ -37,10 +37,9 @@ class GatewayChatOpenAI(ChatOpenAI):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        parent = super()
-
         def attempt(timeout: float) -> ChatResult:
-            return parent._generate(messages, stop, run_manager, timeout=timeout, **kwargs)
+            return ChatOpenAI._generate(
+                self, messages, stop, run_manager, timeout=timeout, **kwargs)
 
         return self._gw._generate(self, attempt, messages, stop, kwargs, run_manager)
 
@@ -51,10 +50,9 @@ class GatewayChatOpenAI(ChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        parent = super()
-
         async def attempt(timeout: float) -> ChatResult:
-            return await parent._agenerate(messages, stop, run_manager, timeout=timeout, **kwargs)
+            return await ChatOpenAI._agenerate(
+                self, messages, stop, run_manager, timeout=timeout, **kwargs)
 
         return await self._gw._agenerate(self, attempt, messages, stop, kwargs, run_manager)
 
@@ -65,10 +63,8 @@ class GatewayChatOpenAI(ChatOpenAI):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        parent = super()
-
         def attempt(timeout: float) -> Iterator[ChatGenerationChunk]:
-            return parent._stream(messages, stop, run_manager, timeout=timeout, **kwargs)
+            return ChatOpenAI._stream(self, messages, stop, run_manager, timeout=timeout, **kwargs)
 
         yield from self._gw._stream(self, attempt, messages, stop, kwargs, run_manager)
 
@@ -79,10 +75,8 @@ class GatewayChatOpenAI(ChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        parent = super()
-
         def attempt(timeout: float) -> AsyncIterator[ChatGenerationChunk]:
-            return parent._astream(messages, stop, run_manager, timeout=timeout, **kwargs)
+            return ChatOpenAI._astream(self, messages, stop, run_manager, timeout=timeout, **kwargs)
 
         async for chunk in self._gw._astream(self, attempt, messages, stop, kwargs, run_manager):
             yield chunk

@@ -105,7 +105,7 @@ def _completion(replies: list[AIMessage], model: str) -> dict[str, Any]:
         finish = (reply.response_metadata or {}).get("finish_reason") or (
             "tool_calls" if reply.tool_calls else "stop")
         choices.append({"index": index, "message": message, "finish_reason": finish})
-        usage = reply.usage_metadata or {}
+        usage: dict[str, Any] = dict(reply.usage_metadata or {})
         tokens_in += int(usage.get("input_tokens") or 0)
         tokens_out += int(usage.get("output_tokens") or 0)
         response_model = (reply.response_metadata or {}).get("model_name") or response_model

@@ -408,7 +408,7 @@ class LLMGateway:
         from langchain_core.outputs import ChatGenerationChunk
 
         message = result.generations[0].message
-        tool_chunks = [
+        tool_chunks: list[Any] = [
             {"name": c["name"], "args": json.dumps(c["args"]), "id": c.get("id"), "index": i}
             for i, c in enumerate(getattr(message, "tool_calls", None) or [])
         ]
