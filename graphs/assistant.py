@@ -114,6 +114,13 @@ def _history(state: AssistantState) -> list[Turn]:
     return [Turn(role=m["role"], content=m["content"]) for m in messages[:-1]]
 
 
+def _standalone(state: AssistantState) -> str:
+    """The question to grade and answer: as asked on a thread's first turn; later, the
+    rewriter's standalone version (a follow-up like "and how do I undo it?" needs the thread)."""
+    earlier = (state.get("messages") or [])[:-1]
+    return (state.get("query") or state["question"]) if earlier else state["question"]
+
+
 def _chunks(items: Sequence[dict[str, Any]]) -> list[Chunk]:
     return [Chunk.from_dict(item) for item in items]
 
@@ -280,7 +287,7 @@ def grade_documents(
     grades = []
     if chunks:
         grader = ctx.roles.grader
-        grades = yield Call(grader.grade, grader.agrade, (state["question"], chunks))
+        grades = yield Call(grader.grade, grader.agrade, (_standalone(state), chunks))
     keep = {g.chunk_id for g in grades if g.relevant}
     relevant = [c.to_dict() for c in chunks if c.id in keep]
     update: dict[str, Any] = {"relevant": relevant}
@@ -316,7 +323,7 @@ def generate_answer(
             " | ".join(verdicts[-1]["unsupported"])
         )
     answerer = ctx.roles.answerer
-    draft = yield Call(answerer.answer, answerer.aanswer, (state["question"], chunks, feedback))
+    draft = yield Call(answerer.answer, answerer.aanswer, (_standalone(state), chunks, feedback))
     return {"draft": draft.to_dict(), "relevant": [c.to_dict() for c in chunks]}
 
 

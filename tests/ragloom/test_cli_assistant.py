@@ -1,0 +1,64 @@
+"""`ragloom ingest`, `ask` (plain, --json, --thread, --stream) and `chat` through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ragloom.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("RAGLOOM_EMBEDDER__KIND", "hashing")
+    monkeypatch.setenv("RAGLOOM_STORE__PATH", str(tmp_path / "store.db"))
+    monkeypatch.setenv("RAGLOOM_CHECKPOINTER__PATH", str(tmp_path / "threads.db"))
+    monkeypatch.setenv("RAGLOOM_LOG_LEVEL", "WARNING")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "numbers.md").write_text(
+        "# Numbers\n\nTo write an octal literal, prefix the digits with 0o, as in 0o17. "
+        "Hexadecimal literals use the prefix 0x, as in 0xff.\n"
+    )
+    (docs / "strings.md").write_text("# Strings\n\nStrings are immutable sequences of text.\n")
+    result = runner.invoke(app, ["ingest", str(docs)])
+    assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def test_ask_prints_answer_and_sources(workspace: Path) -> None:
+    result = runner.invoke(app, ["ask", "How do I write an octal literal?"])
+    assert result.exit_code == 0, result.output
+    assert "0o" in result.output
+    assert "Sources" in result.output and "numbers.md" in result.output
+    assert "engine: extractive" in result.output
+
+
+def test_ask_json_and_threads(workspace: Path) -> None:
+    first = runner.invoke(app, ["ask", "How do I write an octal literal?", "--json",
+                                "--thread", "t1"])
+    data = json.loads(first.output)
+    assert data["citations"][0]["source"] == "numbers.md"
+    assert data["engine"] == "extractive" and data["caveat"] is None
+    second = runner.invoke(app, ["ask", "and hexadecimal ones?", "--json", "--thread", "t1"])
+    assert "0x" in json.loads(second.output)["answer"]
+
+
+def test_ask_stream_shows_nodes_and_answer(workspace: Path) -> None:
+    result = runner.invoke(app, ["ask", "How do I write an octal literal?", "--stream"])
+    assert result.exit_code == 0, result.output
+    assert "retrieve" in result.output and "finalize" in result.output
+    assert "numbers.md" in result.output
+
+
+def test_chat_repl_keeps_one_thread(workspace: Path) -> None:
+    result = runner.invoke(
+        app, ["chat", "--thread", "c1"], input="How do I write an octal literal?\n\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "0o" in result.output and "numbers.md" in result.output
