@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 from pydantic import SecretStr
 
@@ -16,7 +17,6 @@ from core.retry import RetryPolicy, retry_policy
 from core.settings import Settings, StoreSettings
 from core.testing.embedders import HashingEmbedder
 from core.testing.weaviate_server import WeaviateTestServer
-from tests.tools.helpers import CountingEmbedder
 from tools.stores.base import Filters, relative_score_fusion
 from tools.stores.embedded import EmbeddedStore
 from tools.stores.weaviate_store import (
@@ -35,6 +35,18 @@ TEXTS = [
     ("ref/stdtypes.md", "Sequence types: list, tuple and range support indexing and slicing."),
     ("ref/stdtypes.md", "Mapping types: the dict is the standard mapping type."),
 ]
+
+
+class CountingEmbedder(HashingEmbedder):
+    """A hashing embedder that records the texts it embeds."""
+
+    def __init__(self, dimensions: int = 64) -> None:
+        super().__init__(dimensions)
+        self.embedded: list[str] = []
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded.extend(texts)
+        return super().embed_documents(texts)
 
 
 def _chunks(prefix: str = "") -> list[Chunk]:
@@ -189,6 +201,20 @@ def test_upsert_is_idempotent_with_deterministic_uuids(
         first.source, first.text, first.heading_path, first.start, first.end
     )
     assert got[0].metadata == first.metadata
+
+
+def test_unchanged_chunks_are_not_embedded_again(
+    store: WeaviateStore, embedder: CountingEmbedder
+) -> None:
+    chunks = _chunks()
+    store.upsert(chunks)
+    assert len(embedder.embedded) == len(chunks)
+    embedder.embedded.clear()
+    chunks[1].text = "Slicing a list copies the selected items into a new list."
+    store.upsert(chunks)
+    assert embedder.embedded == [chunks[1].text]
+    top = store.search("copies the selected items", k=1, mode="vector")
+    assert [c.id for c in top] == ["c1"]
 
 
 def test_replace_source_swaps_chunks_and_records_the_hash(store: WeaviateStore) -> None:

@@ -430,17 +430,38 @@ class WeaviateStore:
         collection = self._chunks(tenant)
         for begin in range(0, len(chunks), self.batch_size):
             batch = chunks[begin:begin + self.batch_size]
-            self.embed_calls += 1
-            vectors = self.embedder.embed_documents([c.text for c in batch])
+            vectors = self._vectors_for(batch, tenant)
             objects = [
                 DataObject(
-                    uuid=chunk_uuid(c.id),
-                    properties=_properties(c, content_hash),
-                    vector=[float(x) for x in vector],
+                    uuid=chunk_uuid(c.id), properties=_properties(c, content_hash), vector=vector
                 )
                 for c, vector in zip(batch, vectors, strict=True)
             ]
             self._insert(collection, objects, [c.id for c in batch])
+
+    def _vectors_for(self, chunks: list[Chunk], tenant: str) -> list[list[float]]:
+        """Stored vectors where a chunk's id and text are unchanged; the rest embedded."""
+        from weaviate.classes.query import Filter
+
+        where = Filter.by_property("chunk_id").contains_any([c.id for c in chunks])
+        fetch = self._chunks(tenant).query.fetch_objects
+        stored = self._call(
+            partial(fetch, filters=where, limit=len(chunks), include_vector=True,
+                    return_properties=["chunk_id", "text"]),
+            "read stored vectors",
+        )
+        known = {
+            (o.properties["chunk_id"], o.properties["text"]): o.vector.get("default")
+            for o in stored.objects
+        }
+        vectors = [known.get((c.id, c.text)) for c in chunks]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        if missing:
+            self.embed_calls += 1
+            embedded = self.embedder.embed_documents([chunks[i].text for i in missing])
+            for i, vector in zip(missing, embedded, strict=True):
+                vectors[i] = [float(x) for x in vector]
+        return [list(v or ()) for v in vectors]  # type: ignore[arg-type]
 
     def _insert(self, collection: Collection[Any, Any], objects: list[Any], ids: list[str]) -> None:
         """insert_many with per-object retries; what still fails is reported in one StoreError."""
