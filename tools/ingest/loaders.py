@@ -248,7 +248,8 @@ def _parse_pdf(raw: bytes, name: str) -> tuple[str, str, Headings]:
         if reader.is_encrypted and not reader.decrypt(""):
             raise ParseError("PDF is encrypted", path=name)
         pages = [page.extract_text() or "" for page in reader.pages]
-        title = str((reader.metadata or {}).get("/Title") or "")
+        info = reader.metadata
+        title = str(info.get("/Title") or "") if info is not None else ""
     except IngestError:
         raise
     except Exception as exc:  # pypdf raises many types on malformed input

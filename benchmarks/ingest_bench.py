@@ -1,0 +1,95 @@
+"""Ingest throughput and re-ingest cost with the local embedder (prints JSON).
+
+Copies the corpus to a scratch folder (so one file can be edited), then:
+1. ingests it into a fresh embedded store (first run: chunks/s, share of time embedding);
+2. ingests it again (every file unchanged: nothing embedded; time as a share of run 1);
+3. edits one file and ingests again (only that file's chunks are re-embedded);
+4. restores the file and ingests again, leaving a store identical to the corpus.
+
+    python benchmarks/ingest_bench.py --corpus ../shared/datasets/python-docs/corpus \
+        --store /tmp/pydocs-store/store.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.embedders import LocalEmbedder
+from core.testing.embedders import HashingEmbedder
+from tools.ingest import ingest_paths
+from tools.stores.embedded import EmbeddedStore
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--store", type=Path, required=True, help="overwritten")
+    parser.add_argument("--edit", default="library/json.rst", help="file to edit (relative)")
+    parser.add_argument("--embedder", choices=["local", "hashing"], default="local")
+    parser.add_argument("--chunk-tokens", type=int, default=256)
+    parser.add_argument("--overlap", type=int, default=32)
+    args = parser.parse_args()
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{args.store}{suffix}").unlink(missing_ok=True)
+    embedder = LocalEmbedder() if args.embedder == "local" else HashingEmbedder(384)
+    started = time.perf_counter()
+    embedder.embed_documents(["warm up"])
+    load_seconds = time.perf_counter() - started
+    store = EmbeddedStore(args.store, embedder)
+    scratch = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+    corpus = scratch / "corpus"
+    shutil.copytree(args.corpus, corpus)
+    edited = corpus / args.edit
+    original = edited.read_text(encoding="utf-8")
+    runs = {}
+    try:
+        def run(name: str) -> dict:
+            report = ingest_paths([corpus], store, chunk_tokens=args.chunk_tokens,
+                                  overlap=args.overlap, progress=False)
+            data = report.to_dict()
+            data["failed"] = [f.__dict__ for f in report.failed]
+            data["share_embedding"] = round(report.seconds_embedding / report.seconds, 3)
+            runs[name] = data
+            print(name, json.dumps(data), file=sys.stderr, flush=True)
+            return data
+
+        first = run("first")
+        second = run("second")
+        edited.write_text(original + "\n\nAn added paragraph about JSON streaming.\n",
+                          encoding="utf-8")
+        file_chunks = len(store.get_source(args.edit))
+        third = run("edit_one_file")
+        edited.write_text(original, encoding="utf-8")
+        run("restore")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result = {
+        "embedder": embedder.name,
+        "model_load_seconds": round(load_seconds, 2),
+        "chunks": store.count(),
+        "sources": len(store.sources()),
+        "runs": runs,
+        "second_over_first": round(second["seconds"] / first["seconds"], 4),
+        "edited_file": args.edit,
+        "edited_file_chunks": file_chunks,
+        "edit_reembedded_chunks": third["chunks_embedded"],
+        "cpu_count": os.cpu_count(),
+        "loadavg_end": os.getloadavg(),
+    }
+    store.close()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

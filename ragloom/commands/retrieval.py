@@ -1,0 +1,224 @@
+"""CLI: `ragloom ingest`, `ragloom search`, `ragloom sources`, `ragloom eval-retrieval`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from tools.stores.base import ChunkStore
+
+StoreOption = Annotated[
+    Path | None, typer.Option("--store", help="Embedded store file (default: settings.store.path).")
+]
+TenantOption = Annotated[str | None, typer.Option("--tenant", help="Tenant to read/write.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _settings(store: Path | None = None, collection: str | None = None) -> Settings:
+    from core.settings import load_settings
+    from ragloom.runtime import setup
+
+    settings = setup(load_settings())
+    if store is not None:
+        settings.store.path = store
+    if collection:
+        settings.store.collection = collection
+    return settings
+
+
+def _open_store(settings: Settings) -> ChunkStore:
+    from tools.stores import build_store
+
+    return build_store(settings)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error:[/red] {exc}")
+    return typer.Exit(code=1)
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    collection: Annotated[
+        str | None, typer.Option("--collection", help="Weaviate collection name.")
+    ] = None,
+    tenant: TenantOption = None,
+    chunk_tokens: Annotated[int | None, typer.Option("--chunk-tokens", min=32)] = None,
+    overlap: Annotated[int | None, typer.Option("--overlap", min=0)] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load, chunk, embed and store files; unchanged files are skipped."""
+    from core.errors import RagloomError
+    from tools.ingest import ingest_paths
+
+    settings = _settings(store, collection)
+    try:
+        chunk_store = _open_store(settings)
+    except RagloomError as exc:
+        raise _fail(exc) from exc
+    try:
+        report = ingest_paths(
+            paths, chunk_store, tenant=tenant or settings.store.tenant,
+            chunk_tokens=chunk_tokens or settings.retrieval.chunk_tokens,
+            overlap=settings.retrieval.chunk_overlap if overlap is None else overlap,
+            progress=not as_json,
+        )
+    finally:
+        chunk_store.close()
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report)
+    if report.failed and not report.ingested and not report.skipped_unchanged:
+        raise typer.Exit(code=1)
+
+
+def _print_report(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"files {report.files_seen}  ingested {report.ingested}  "
+        f"skipped (unchanged) {report.skipped_unchanged}  failed {len(report.failed)}  "
+        f"chunks {report.chunks_written} (embedded {report.chunks_embedded})  "
+        f"{report.seconds:.1f}s ({report.seconds_embedding:.1f}s embedding)"
+    )
+    if report.failed:
+        table = Table("file", "code", "reason", title="failed")
+        for failure in report.failed:
+            table.add_row(failure.source, failure.code, failure.reason)
+        console.print(table)
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    mode: Annotated[str | None, typer.Option("--mode", help="bm25, vector or hybrid.")] = None,
+    k: Annotated[int | None, typer.Option("--k", min=1)] = None,
+    alpha: Annotated[float | None, typer.Option("--alpha", min=0.0, max=1.0)] = None,
+    filters: Annotated[
+        str, typer.Option("--filter", help="e.g. 'path:library/ tag:x after:2024-01-01'.")
+    ] = "",
+    tenant: TenantOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search the store and print the best chunks."""
+    from core.errors import RagloomError
+    from tools.retrieval import Retriever, chunk_result
+
+    settings = _settings(store)
+    try:
+        chunk_store = _open_store(settings)
+        try:
+            retriever = Retriever(
+                chunk_store, mode=mode or settings.retrieval.mode,  # type: ignore[arg-type]
+                alpha=settings.retrieval.alpha if alpha is None else alpha,
+                k=k or settings.retrieval.k, tenant=tenant or settings.store.tenant,
+            )
+            chunks = retriever.search(query, filters=filters)
+        finally:
+            chunk_store.close()
+    except RagloomError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps([chunk_result(c) for c in chunks], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("#", "score", "source", "heading", "text")
+    for rank, chunk in enumerate(chunks, 1):
+        snippet = " ".join(chunk.text.split())[:160]
+        table.add_row(str(rank), f"{chunk.score or 0:.3f}", chunk.source, chunk.heading, snippet)
+    Console().print(table)
+
+
+def sources(
+    tenant: TenantOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List ingested sources with their content hashes."""
+    from core.errors import RagloomError
+
+    settings = _settings(store)
+    try:
+        chunk_store = _open_store(settings)
+        try:
+            found = chunk_store.sources(tenant=tenant or settings.store.tenant)
+        finally:
+            chunk_store.close()
+    except RagloomError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    for source, digest in found.items():
+        typer.echo(f"{digest[:12]}  {source}")
+    typer.echo(f"{len(found)} sources")
+
+
+def eval_retrieval(
+    dataset: Annotated[
+        Path, typer.Option("--dataset", help="Folder with corpus/ and questions.jsonl.")
+    ],
+    modes: Annotated[str, typer.Option("--modes", help="Comma-separated modes.")] = (
+        "bm25,vector,hybrid"
+    ),
+    k: Annotated[int, typer.Option("--k", min=10)] = 10,
+    alpha: Annotated[float | None, typer.Option("--alpha", min=0.0, max=1.0)] = None,
+    ingest_corpus: Annotated[
+        bool, typer.Option("--ingest/--no-ingest", help="Ingest corpus/ first (idempotent).")
+    ] = True,
+    tenant: TenantOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recall@1/5/10, MRR and nDCG@10 per search mode on a dataset."""
+    from core.errors import RagloomError
+    from tools.evaluation import evaluate_retrieval, render_table
+    from tools.ingest import ingest_paths
+
+    settings = _settings(store)
+    tenant = tenant or settings.store.tenant
+    try:
+        chunk_store = _open_store(settings)
+        try:
+            if ingest_corpus:
+                report = ingest_paths([dataset / "corpus"], chunk_store, tenant=tenant,
+                                      chunk_tokens=settings.retrieval.chunk_tokens,
+                                      overlap=settings.retrieval.chunk_overlap,
+                                      progress=not as_json)
+                if report.failed:
+                    typer.echo(f"{len(report.failed)} corpus files failed to ingest", err=True)
+            result = evaluate_retrieval(
+                dataset, chunk_store, [m.strip() for m in modes.split(",")],  # type: ignore[misc]
+                k, alpha=settings.retrieval.alpha if alpha is None else alpha, tenant=tenant,
+            )
+        finally:
+            chunk_store.close()
+    except RagloomError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(f"{result['questions']} questions, {result['chunks']} chunks, "
+                   f"alpha {result['alpha']}")
+        typer.echo(render_table(result))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the retrieval commands to the `ragloom` app."""
+    app.command("ingest")(ingest)
+    app.command("search")(search)
+    app.command("sources")(sources)
+    app.command("eval-retrieval")(eval_retrieval)

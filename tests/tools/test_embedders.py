@@ -1,0 +1,46 @@
+"""Embedder factory, and (slow) the real local MiniLM model offline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.embedders import LocalEmbedder, build_embedder
+from core.settings import load_settings
+from core.testing.embedders import HashingEmbedder
+from tools.stores import build_store
+from tools.stores.embedded import EmbeddedStore
+
+
+def test_build_embedder_kinds() -> None:
+    hashing = build_embedder(load_settings(embedder={"kind": "hashing", "dimensions": 32}))
+    assert isinstance(hashing, HashingEmbedder) and hashing.dimensions == 32
+    local = build_embedder(load_settings(embedder={"kind": "local", "batch_size": 8}))
+    assert isinstance(local, LocalEmbedder)
+    assert (local.name, local.dimensions, local.batch_size) == ("all-MiniLM-L6-v2", 384, 8)
+
+
+def test_build_store_embedded(tmp_path: Path) -> None:
+    settings = load_settings(embedder={"kind": "hashing"}, store={"path": tmp_path / "x.db"})
+    store = build_store(settings)
+    assert isinstance(store, EmbeddedStore) and store.path == tmp_path / "x.db"
+    store.close()
+
+
+@pytest.mark.slow
+def test_local_embedder_loads_offline_and_ranks_by_meaning() -> None:
+    embedder = LocalEmbedder(batch_size=4)
+    docs = embedder.embed_documents([
+        "The cat sat on the warm windowsill in the sun.",
+        "Quarterly tax filings are due at the end of the month.",
+    ])
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert docs.shape == (2, 384) and docs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-5)
+    query = embedder.embed_query("a kitten resting by the window")
+    assert query.shape == (384,)
+    related, unrelated = docs @ query
+    assert related > unrelated + 0.2

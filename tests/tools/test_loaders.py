@@ -1,0 +1,208 @@
+"""Loaders: each format gives text, title and heading paths; failures are typed IngestErrors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import (
+    DecodeError,
+    EmptyFileError,
+    FileTooLargeError,
+    IngestError,
+    ParseError,
+    UnsupportedFileError,
+)
+from tests.tools.helpers import make_pdf
+from tools.ingest import load_document, split_document
+
+RST = """\
+=============
+Guide to Pots
+=============
+
+Intro paragraph about pots.
+
+Clay pots
+=========
+
+Clay pots breathe.
+
+Glazing
+-------
+
+Glaze seals the clay.
+
+Metal pots
+==========
+
+Metal pots conduct heat.
+"""
+
+MD = """\
+# Cooking
+
+Some intro.
+
+## Sauces
+
+Whisk the butter.
+
+```python
+# not a heading
+x = 1
+```
+
+### Emulsions
+
+Keep it warm.
+
+## Breads
+
+Knead well.
+"""
+
+HTML = """\
+<html><head><title>Bird Guide</title><style>p {color: red}</style></head>
+<body>
+<h1>Birds</h1>
+<p>Birds have <b>feathers</b>.</p>
+<script>var hidden = "do not index";</script>
+<h2>Owls</h2>
+<p>Owls hunt at night.</p>
+<h3>Barn owls</h3>
+<p>Barn owls screech.</p>
+<h2>Ducks</h2>
+<ul><li>Mallards</li><li>Teals</li></ul>
+</body></html>
+"""
+
+
+def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def _path_at(doc, needle: str) -> tuple[str, ...]:
+    """The heading path in force where `needle` occurs."""
+    offset = doc.text.index(needle)
+    current: tuple[str, ...] = ()
+    for start, path in doc.headings:
+        if start <= offset:
+            current = path
+    return current
+
+
+def test_rst_headings_follow_adornment_order(tmp_path: Path) -> None:
+    doc = load_document(_write(tmp_path, "pots.rst", RST), source="guide/pots.rst")
+    assert doc.source == "guide/pots.rst"
+    assert doc.title == "Guide to Pots"
+    assert [p for _, p in doc.headings] == [
+        ("Guide to Pots",),
+        ("Guide to Pots", "Clay pots"),
+        ("Guide to Pots", "Clay pots", "Glazing"),
+        ("Guide to Pots", "Metal pots"),
+    ]
+    assert _path_at(doc, "Glaze seals") == ("Guide to Pots", "Clay pots", "Glazing")
+    assert _path_at(doc, "conduct heat") == ("Guide to Pots", "Metal pots")
+    assert doc.metadata["format"] == "rst"
+    assert doc.metadata["content_hash"] == doc.content_hash
+    assert doc.metadata["modified"][:4].isdigit()
+
+
+def test_markdown_headings_skip_fenced_code(tmp_path: Path) -> None:
+    doc = load_document(_write(tmp_path, "cook.md", MD))
+    assert doc.title == "Cooking"
+    assert [p for _, p in doc.headings] == [
+        ("Cooking",),
+        ("Cooking", "Sauces"),
+        ("Cooking", "Sauces", "Emulsions"),
+        ("Cooking", "Breads"),
+    ]
+    assert "# not a heading" in doc.text
+
+
+def test_html_keeps_headings_and_drops_scripts(tmp_path: Path) -> None:
+    doc = load_document(_write(tmp_path, "birds.html", HTML))
+    assert doc.title == "Bird Guide"
+    assert "do not index" not in doc.text
+    assert "color: red" not in doc.text
+    assert "Birds have feathers." in doc.text
+    assert [p for _, p in doc.headings] == [
+        ("Birds",), ("Birds", "Owls"), ("Birds", "Owls", "Barn owls"), ("Birds", "Ducks"),
+    ]
+    assert _path_at(doc, "Barn owls screech") == ("Birds", "Owls", "Barn owls")
+    assert "Mallards\nTeals" in doc.text
+    for start, path in doc.headings:  # each heading offset points at the heading text
+        assert doc.text[start:].startswith(path[-1])
+
+
+def test_txt_has_no_headings_and_title_from_name(tmp_path: Path) -> None:
+    doc = load_document(_write(tmp_path, "notes.txt", "line one\r\nline two\r\n"))
+    assert doc.title == "notes"
+    assert doc.headings == ()
+    assert doc.text == "line one\nline two\n"
+
+
+def test_pdf_text_and_title(tmp_path: Path) -> None:
+    pdf = make_pdf(["Volcanoes erupt lava.", "Ash clouds travel far."], title="Volcano Notes")
+    doc = load_document(_write(tmp_path, "v.pdf", pdf))
+    assert doc.title == "Volcano Notes"
+    assert "Volcanoes erupt lava." in doc.text and "Ash clouds travel far." in doc.text
+    assert doc.metadata["format"] == "pdf"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error"),
+    [
+        ("a.docx", "text", UnsupportedFileError),
+        ("noext", "text", UnsupportedFileError),
+        ("empty.txt", "", EmptyFileError),
+        ("blank.md", "  \n\t\n", EmptyFileError),
+        ("bin.txt", b"abc\x00\x01\x02def", DecodeError),
+        ("latin.txt", "caf\u00e9".encode("latin-1"), DecodeError),
+        ("plain.html", "no markup at all here", ParseError),
+        ("bad.pdf", b"%PDF-1.4 this is not really a pdf", ParseError),
+        ("scripts.html", "<html><script>x = 1</script></html>", EmptyFileError),
+    ],
+)
+def test_bad_files_raise_typed_errors(
+    tmp_path: Path, name: str, content: str | bytes, error: type[IngestError]
+) -> None:
+    with pytest.raises(error) as info:
+        load_document(_write(tmp_path, name, content))
+    assert info.value.path and info.value.path.endswith(name)
+
+
+def test_size_limit_and_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = _write(tmp_path, "big.txt", "word " * 1000)
+    with pytest.raises(FileTooLargeError):
+        load_document(big, max_bytes=100)
+
+    def deny(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", deny)
+    with pytest.raises(IngestError, match="permission denied"):
+        load_document(big)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("pots.rst", RST), ("cook.md", MD), ("birds.html", HTML), ("t.txt", "alpha beta. " * 400)],
+)
+def test_chunk_spans_point_into_the_document(tmp_path: Path, name: str, content: str) -> None:
+    doc = load_document(_write(tmp_path, name, content))
+    chunks = split_document(doc, chunk_tokens=40, overlap=8)
+    assert chunks
+    for position, chunk in enumerate(chunks):
+        assert doc.text[chunk.start:chunk.end] == chunk.text
+        assert chunk.position == position
+        assert chunk.source == doc.source and chunk.title == doc.title
+        assert chunk.metadata["content_hash"] == doc.content_hash
+        assert chunk.metadata["modified"] == doc.metadata["modified"]
