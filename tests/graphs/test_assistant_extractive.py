@@ -76,3 +76,11 @@ def test_greeting_is_not_sent_to_retrieval(assistant) -> None:
     out = assistant.invoke({"question": "thanks!"}, {"configurable": {"thread_id": "d"}})
     assert out["citations"] == []
     assert out["answer"]
+
+
+def test_summarize_route_runs_the_summarizer_subgraph(assistant) -> None:
+    out = assistant.invoke(
+        {"question": "Summarize uninstall.md"}, {"configurable": {"thread_id": "e"}}
+    )
+    assert "pip uninstall" in out["answer"]
+    assert [c["source"] for c in out["citations"]] == ["uninstall.md"]
