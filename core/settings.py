@@ -55,6 +55,9 @@ class StoreSettings(BaseModel):
     weaviate_url: str | None = None
     weaviate_grpc_port: int = 50051
     weaviate_api_key: SecretStr | None = None
+    weaviate_skip_init_checks: bool = Field(
+        False, description="skip the client's startup checks (gRPC ping, PyPI version lookup)"
+    )
     ann: bool = False
 
 

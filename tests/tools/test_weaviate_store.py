@@ -126,6 +126,17 @@ def test_reopening_keeps_the_collection_and_refuses_another_embedder(
         WeaviateStore.from_settings(_settings(server), HashingEmbedder(32), skip_init_checks=True)
 
 
+def test_init_checks_follow_the_setting(
+    server: WeaviateTestServer, embedder: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("weaviate.connect.v4.PYPI_PACKAGE_URL", server.pypi_url)
+    for skip, pings in ((True, 0), (False, 1)):
+        server.reset()
+        settings = _settings(server, weaviate_skip_init_checks=skip)
+        WeaviateStore.from_settings(settings, embedder).close()
+        assert server.calls["Health/Check"] == pings
+
+
 def test_connection_plan_picks_the_connect_function() -> None:
     local = connection_plan(StoreSettings(weaviate_url="http://localhost:8080"))
     assert (local.method, local.kwargs["port"], local.kwargs["grpc_port"]) == ("local", 8080, 50051)

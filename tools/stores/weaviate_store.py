@@ -252,10 +252,14 @@ class WeaviateStore:
         skip_init_checks: bool | None = None,
         retry: RetryPolicy | None = None,
     ) -> WeaviateStore:
-        """Connect as `settings.store` says and open (or create) the collection."""
+        """Connect as `settings.store` says and open (or create) the collection.
+
+        `skip_init_checks` (default: `store.weaviate_skip_init_checks`) skips the client's
+        startup gRPC ping and its PyPI version lookup, which stalls where traffic is dropped.
+        """
         store = settings.store
         if skip_init_checks is None:
-            skip_init_checks = bool(getattr(store, "weaviate_skip_init_checks", False))
+            skip_init_checks = store.weaviate_skip_init_checks
         policy = retry or retry_policy(max_retries=3, deadline=60.0, operation="weaviate")
         client = policy.call(lambda: connect(store, skip_init_checks=skip_init_checks))
         try:
