@@ -108,6 +108,7 @@ class CompileOptions:
     gepa_metric_calls: int | None = None
     dev_fraction: float = 0.3
     num_threads: int = 1
+    save_ties: bool = False
 
     def metric_name(self, module: str) -> str:
         return self.metric or DEFAULT_METRIC[module]
@@ -373,12 +374,28 @@ def _random_search(
             break
         if lm.counter.exhausted:
             break  # this candidate's score is incomplete
-        score = program.candidate_programs[0]["score"]
+        subscores = [float(x or 0.0) for x in program.candidate_programs[0]["subscores"]]
+        score = sum(subscores) / len(subscores) if subscores else 0.0
         if best is None or score > best[0]:
             best = (score, program)
     if best is None:
         raise BudgetExceededError("calls", lm.counter.calls, lm.counter.max_calls or 0)
+    best[1].ragloom_dev_score = best[0]  # scored on the devset: no need to score it again
     return best[1]
+
+
+def check_optimizer(optimizer: str) -> None:
+    """ConfigError for an unknown optimizer or one whose optional dependency is missing, before
+    any LM call is spent."""
+    import importlib.util
+
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    if optimizer == "mipro" and importlib.util.find_spec("optuna") is None:
+        raise ConfigError(
+            "the mipro optimizer needs the optional package optuna",
+            fix="pip install 'dspy[optuna]', or use --optimizer random-search",
+        )
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -401,8 +418,7 @@ def compile_module(
     options = options or CompileOptions()
     if module not in COMPILABLE:
         raise ConfigError(f"cannot compile {module!r}; compilable: {', '.join(COMPILABLE)}")
-    if options.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {options.optimizer!r}; known: {OPTIMIZERS}")
+    check_optimizer(options.optimizer)
     train, dev = _sets(trainset, devset, options)
     metric_name = options.metric_name(module)
     metric = get_metric(metric_name)
@@ -426,12 +442,12 @@ def compile_module(
     report.calls = counter.calls
     report.budget_exhausted = counter.exhausted
     log.info("compile finished", **report.to_dict())
-    if save and _worth_saving(report):
+    if save and _worth_saving(report, options.save_ties):
         report.artefact = save_artefact(
             report.program, module, _meta(report, model, train, dev), out_dir
         )
     elif report.program is not None and not report.note:
-        report.note = "not saved: the compiled program did not beat the baseline"
+        report.note = "not saved: the compiled program did not beat the baseline on the devset"
     return report
 
 
@@ -465,7 +481,8 @@ def _run(
         compiled = _optimize(options, student, train, dev, metric, lm)
     report.program = compiled
     if lm.counter.exhausted:
-        report.note = "budget reached during optimization; kept the partly optimized program"
+        report.score_after = getattr(compiled, "ragloom_dev_score", None)
+        report.note = "budget reached during optimization; kept the best program so far"
         return
     report.score_after = _score(compiled, dev, metric, lm, options)
 
@@ -483,12 +500,15 @@ def _score(
     return result.score
 
 
-def _worth_saving(report: CompileReport) -> bool:
+def _worth_saving(report: CompileReport, save_ties: bool) -> bool:
     if report.program is None:
         return False
     if report.score_after is None:
         return report.budget_exhausted
-    return report.score_before is None or report.score_after >= report.score_before
+    if report.score_before is None:
+        return True
+    gain = report.score_after - report.score_before
+    return gain > 0 or (save_ties and gain == 0)
 
 
 def _meta(report: CompileReport, model: str, train: list[Any], dev: list[Any]) -> dict[str, Any]:

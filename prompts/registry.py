@@ -7,7 +7,8 @@ hashes, scores, created). `<hash>` is the content hash of the state file.
 A module loads the pinned artefact (`settings.prompts.pinned[module]`) or else the newest one
 whose signature hash equals the hash of the signature in the code now. An artefact compiled
 against another signature is *stale*: loading it would bring back the old instructions, so it
-is ignored with a warning that names it.
+is ignored with a warning that names it. An artefact saved when a compile run's call budget ran
+out before its dev score was known is *unscored*: listed, loaded only when pinned.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from core.errors import ArtefactError
 log = structlog.get_logger(__name__)
 
 DEFAULT_COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
-Status = Literal["ok", "stale", "unreadable"]
+Status = Literal["ok", "stale", "unreadable", "unscored"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,9 @@ class PromptRegistry:
             if found != expected:
                 problem = f"signature hash {found or '?'} != current {expected}"
                 result.append(Artefact(module, path.stem, path, meta, "stale", problem))
+            elif meta.get("budget_exhausted") and meta.get("score_after") is None:
+                problem = "the call budget ran out before it was scored; pin it to use it"
+                result.append(Artefact(module, path.stem, path, meta, "unscored", problem))
             else:
                 result.append(Artefact(module, path.stem, path, meta))
         return result
@@ -153,8 +157,11 @@ class PromptRegistry:
                     f"pinned artefact {module}/{pin} not found under {self.compiled_dir}"
                 )
         for artefact in candidates:
-            if artefact.status == "ok":
+            if artefact.status == "ok" or (pin and artefact.status == "unscored"):
                 return artefact
+            if artefact.status == "unscored":
+                log.info("unscored prompt artefact skipped", artefact=str(artefact.path))
+                continue
             if artefact.path in self._warned:
                 continue
             self._warned.add(artefact.path)

@@ -142,6 +142,7 @@ def compile_command(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Use the first N examples."),
     max_demos: int = typer.Option(3, "--max-demos", min=0, help="Demos per predictor."),
     candidates: int = typer.Option(4, "--candidates", min=1, help="random-search/mipro size."),
+    save_ties: bool = typer.Option(False, "--save-ties", help="Save even without a dev gain."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ) -> None:
     """Optimize one prompt module with a DSPy optimizer and save the artefact."""
@@ -160,6 +161,7 @@ def compile_command(
         max_bootstrapped_demos=max_demos,
         max_labeled_demos=max_demos,
         num_candidates=candidates,
+        save_ties=save_ties,
     )
     try:
         with ExitStack() as stack:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from agents.dspy_modules import build_dspy_roles
+from core.errors import ConfigError
 from core.llm import LLMGateway
 from core.settings import Settings
 from core.testing.openai_server import OpenAICompatibleServer
@@ -154,6 +155,59 @@ def test_budget_stops_the_run_cleanly_keeping_the_partial_program(
     meta = json.loads(report.artefact.meta_path.read_text())
     assert meta["budget_exhausted"] is True
     assert len(report.program.predict.demos) == 3  # 2 bootstrapped + 1 labeled
+    registry = PromptRegistry.from_settings(settings)
+    assert registry.artefacts("answerer")[0].status == "unscored"
+    assert registry.resolve("answerer") is None  # not loaded unless pinned
+    pinned = PromptRegistry(settings.prompts.compiled_dir, pinned={"answerer": meta["hash"]})
+    assert pinned.resolve("answerer").hash == meta["hash"]
+
+
+def test_random_search_budget_keeps_the_best_scored_candidate(
+    lm: Any, settings: Settings, sets: tuple[list[Any], list[Any]]
+) -> None:
+    train, dev = sets
+    # baseline (4) + zero-shot candidate (4) + labeled-demos candidate (4), then it runs out
+    options = CompileOptions(optimizer="random-search", num_candidates=2, budget_calls=14)
+    report = compile_module(
+        "answerer", lm, train, dev, options=options, out_dir=settings.prompts.compiled_dir
+    )
+    assert report.budget_exhausted and report.calls == 14
+    assert (report.score_before, report.score_after) == (0.0, 1.0)
+    assert PromptRegistry.from_settings(settings).resolve("answerer") == report.artefact
+
+
+def test_mipro_without_optuna_fails_before_any_call(
+    lm: Any,
+    sets: tuple[list[Any], list[Any]],
+    server: OpenAICompatibleServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match="optuna"):
+        compile_module("answerer", lm, *sets, options=CompileOptions(optimizer="mipro"))
+    assert server.chat_requests() == []
+
+
+def test_no_gain_saves_nothing_unless_ties_are_kept(
+    lm: Any, settings: Settings, sets: tuple[list[Any], list[Any]]
+) -> None:
+    train, dev = sets
+    options = CompileOptions(metric="route_match")  # answers have no route: a tie, always
+    report = compile_module(
+        "answerer", lm, train, dev, options=options, out_dir=settings.prompts.compiled_dir
+    )
+    assert report.score_before == report.score_after
+    assert report.artefact is None and "did not beat" in report.note
+    options.save_ties = True
+    report = compile_module(
+        "answerer", lm, train, dev, options=options, out_dir=settings.prompts.compiled_dir
+    )
+    assert report.artefact is not None
 
 
 def test_budget_spent_on_the_baseline_saves_nothing(
