@@ -23,6 +23,8 @@ from typing import Any
 import dspy
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 
+from core.llm import cache_salt
+
 # The forward() choice is deliberate (see the module docstring): don't warn on every call.
 warnings.filterwarnings(
     "ignore", message="Implementing custom LMs through BaseLM.forward", category=DeprecationWarning
@@ -70,7 +72,8 @@ class GatewayLM(dspy.BaseLM):
     ) -> dict[str, Any]:
         """Run the call through the gateway; returns an OpenAI-shaped chat completion."""
         lc_messages, params, n = self._call_args(prompt, messages, kwargs)
-        replies = [self.chat.invoke(lc_messages, **params) for _ in range(n)]
+        with cache_salt(self._rollout(kwargs)):
+            replies = [self.chat.invoke(lc_messages, **params) for _ in range(n)]
         return _completion(replies, self.model)
 
     async def aforward(
@@ -79,8 +82,13 @@ class GatewayLM(dspy.BaseLM):
     ) -> dict[str, Any]:
         """Async `forward` (`ainvoke`)."""
         lc_messages, params, n = self._call_args(prompt, messages, kwargs)
-        replies = [await self.chat.ainvoke(lc_messages, **params) for _ in range(n)]
+        with cache_salt(self._rollout(kwargs)):
+            replies = [await self.chat.ainvoke(lc_messages, **params) for _ in range(n)]
         return _completion(replies, self.model)
+
+    def _rollout(self, kwargs: dict[str, Any]) -> Any:
+        """DSPy's rollout_id asks for a fresh answer: it salts the gateway's cache key."""
+        return {**self.kwargs, **kwargs}.get("rollout_id")
 
 
 def _tool_calls(message: AIMessage) -> list[dict[str, Any]] | None:

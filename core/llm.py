@@ -24,6 +24,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+# Distinguishes otherwise identical requests in the cache (DSPy's rollout_id sets it).
+_CACHE_SALT: ContextVar[str | None] = ContextVar("ragloom_cache_salt", default=None)
 PLACEHOLDER_KEY = "not-needed"  # local OpenAI-compatible servers accept any key
 
 
@@ -104,6 +108,16 @@ class ResponseCache:
             if self._db is not None:
                 return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
             return len(self._memory)
+
+
+@contextmanager
+def cache_salt(salt: object) -> Iterator[None]:
+    """Calls inside the block get cache entries of their own (None: the shared ones)."""
+    token = _CACHE_SALT.set(None if salt is None else str(salt))
+    try:
+        yield
+    finally:
+        _CACHE_SALT.reset(token)
 
 
 class _Usage:
@@ -171,7 +185,9 @@ class LLMGateway:
         self.clock = clock
         self.policy = RetryPolicy(settings.max_retries, settings.deadline, clock=clock,
                                   sleep=sleep, asleep=asleep, operation="llm")
-        self.cache = cache if cache is not None else (ResponseCache() if settings.cache else None)
+        if cache is None and settings.cache:
+            cache = ResponseCache(settings.cache_path)
+        self.cache = cache
         self._chat: BaseChatModel | None = None
         self._clients: dict[str, Any] = {}
         if settings.api_key is not None:
@@ -292,6 +308,7 @@ class LLMGateway:
         from langchain_core.messages import message_to_dict
 
         params = {k: v for k, v in kwargs.items() if k not in ("timeout", "stream_usage")}
+        params["cache_salt"] = _CACHE_SALT.get()
         payload = {
             "model": chat.model_name, "temperature": chat.temperature,
             "max_tokens": chat.max_tokens, "stop": stop, "params": params,

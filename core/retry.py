@@ -89,8 +89,9 @@ class RetryPolicy:
 
     def wait_for(self, attempt: int, exc: BaseException | None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-            return max(0.0, min(exc.retry_after, self.max_wait))
+        retry_after = getattr(exc, "retry_after", None)  # 429, and 503s that send one
+        if isinstance(retry_after, int | float):
+            return max(0.0, min(float(retry_after), self.max_wait))
         backoff = self.initial_wait * 2 ** (attempt - 1)
         return min(self.max_wait, backoff + self._rng.uniform(0, self.jitter))
 
@@ -228,7 +229,10 @@ def _status_error(status: int, message: str, exc: BaseException) -> RagloomError
     if status == 408:
         return ProviderTimeoutError(f"provider timed out (HTTP 408): {message}", status=status)
     if status >= 500:
-        return ProviderUnavailableError(f"provider error (HTTP {status}): {message}", status=status)
+        error = ProviderUnavailableError(f"provider error (HTTP {status}): {message}",
+                                         status=status)
+        error.retry_after = parse_retry_after(_headers(exc).get("retry-after"))  # type: ignore[attr-defined]
+        return error
     return BadRequestError(f"request refused (HTTP {status}): {message}", status=status)
 
 

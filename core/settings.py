@@ -1,8 +1,9 @@
 """Typed settings, read once at the edge (CLI, server, app) and passed down.
 
 Sources, highest first: constructor arguments, environment (`RAGLOOM_` prefix, nested with `__`,
-e.g. `RAGLOOM_LLM__MODEL`), `.env`, then `ragloom.toml` in the working directory (or the file named
-by `RAGLOOM_CONFIG`). `OPENAI_API_KEY` / `OPENAI_BASE_URL` are honoured when the ragloom ones are unset.
+e.g. `RAGLOOM_LLM__MODEL`), `.env`, then `ragloom.toml` in the working directory (or the file
+named by `RAGLOOM_CONFIG`). `OPENAI_API_KEY` / `OPENAI_BASE_URL` are honoured when the ragloom
+ones are unset.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class LLMSettings(BaseModel):
     temperature: float = 0.0
     max_tokens: int | None = None
     cache: bool = False
+    cache_path: Path | None = Field(
+        None, description="SQLite file for the response cache (in memory when unset)"
+    )
 
 
 class EmbedderSettings(BaseModel):

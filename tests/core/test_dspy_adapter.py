@@ -166,3 +166,17 @@ def test_saved_state_has_no_key_or_client(gateway: LLMGateway) -> None:
     assert state["model"] == "gpt-4o-mini"
     assert "chat" not in state and "api_key" not in state
     assert state["cache"] is False
+
+
+def test_rollout_id_gets_a_fresh_cached_answer(gateway: LLMGateway, server: Server) -> None:
+    cached = LLMGateway(gateway.settings.model_copy(update={"cache": True}))
+    server.responder = lambda body: _answer(f"reply {len(server.chat_requests())}")
+    lm = cached.dspy_lm()
+    with dspy.context(lm=lm):
+        first = dspy.Predict("question -> answer")(question="q").answer
+        again = dspy.Predict("question -> answer")(question="q").answer
+    with dspy.context(lm=lm.copy(rollout_id=1)):
+        rollout = dspy.Predict("question -> answer")(question="q").answer
+    assert first == again
+    assert rollout != first
+    assert len(server.chat_requests()) == 2

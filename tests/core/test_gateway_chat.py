@@ -327,3 +327,36 @@ def test_langgraph_messages_stream_sees_tokens(
     assert [t for t, _ in tokens] == ["streamed ", "from ", "a ", "node"]
     assert {n for _, n in tokens} == {"generate"}
     assert gateway.ledger.records[0].node == "generate"  # from LangGraph's run metadata
+
+
+def test_cache_path_setting_persists_across_gateways(
+    settings: Settings, server: Server, tmp_path: Path
+) -> None:
+    llm = settings.llm.model_copy(update={"cache": True, "cache_path": tmp_path / "c.db"})
+    server.enqueue("persisted")
+    assert LLMGateway(llm).chat_model().invoke("q").content == "persisted"
+    assert LLMGateway(llm).chat_model().invoke("q").content == "persisted"
+    assert len(server.chat_requests()) == 1
+    assert (tmp_path / "c.db").exists()
+
+
+def test_503_retry_after_is_honoured(settings: Settings, server: Server) -> None:
+    clock = FakeClock()
+    gateway = LLMGateway(settings.llm, sleep=clock.sleep)
+    server.enqueue(Fault(503, retry_after=1.5), "ok")
+    assert gateway.chat_model().invoke("hi").content == "ok"
+    assert clock.sleeps == [1.5]
+
+
+def test_structured_output_goes_through_the_gateway(gateway: LLMGateway, server: Server) -> None:
+    from pydantic import BaseModel
+
+    class Verdict(BaseModel):
+        relevant: bool
+        reason: str
+
+    server.enqueue(Fault(500), '{"relevant": true, "reason": "mentions asyncio"}')
+    verdict = gateway.chat_model().with_structured_output(Verdict).invoke("grade this")
+    assert verdict == Verdict(relevant=True, reason="mentions asyncio")
+    assert "response_format" in chat_bodies(server)[-1]
+    assert gateway.ledger.records[0].attempts == 2
