@@ -84,3 +84,37 @@ def test_compile_without_a_model_explains_the_fix(
     assert "RAGLOOM_LLM__BASE_URL" in result.output
     bad = runner.invoke(app, [*args, "--optimizer", "magic"])
     assert bad.exit_code != 0
+
+
+def _question_dir(root: Path) -> Path:
+    from tests.prompts.scripted import FACTS
+
+    (root / "corpus").mkdir(parents=True)
+    for i, fact in enumerate(FACTS.values()):
+        (root / "corpus" / f"fact{i}.md").write_text(f"# Fact {i}\n\n{fact}.\n")
+    rows = [
+        {"id": f"q{i}", "question": q, "answer": f"{fact} [c1].", "gold": [f"fact{i}.md"]}
+        for i, (q, fact) in enumerate(FACTS.items())
+    ]
+    return write_jsonl(root / "questions.jsonl", rows).parent
+
+
+def test_compile_from_a_question_directory_retrieves_once(
+    server: OpenAICompatibleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAGLOOM_EMBEDDER__KIND", "hashing")
+    monkeypatch.setenv("RAGLOOM_EMBEDDER__DIMENSIONS", "64")
+    dataset = _question_dir(tmp_path / "facts")
+    args = ["compile", "answerer", "--trainset", str(dataset), "--k", "1", "--json"]
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert server.chat_requests() == []
+    cache = list((tmp_path / ".ragloom" / "compile-cache").glob("retrieval-*.json"))
+    assert len(cache) == 1
+
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = _json_tail(result.stdout)
+    assert report["score_after"] > report["score_before"]
+    first = server.chat_requests()[0].json or {}
+    assert "[c1] (" in first["messages"][-1]["content"]
