@@ -383,6 +383,21 @@ def test_persistent_unavailable_ends_as_store_unavailable(
     assert server.calls["BatchDelete"] == 3  # the first try and two retries
 
 
+def test_running_out_of_retry_time_is_store_unavailable(
+    server: WeaviateTestServer, embedder: CountingEmbedder
+) -> None:
+    server.reset()
+    hurried = retry_policy(max_retries=5, deadline=0.01, sleep=lambda _: None)
+    store = WeaviateStore.from_settings(
+        _settings(server), embedder, skip_init_checks=True, retry=hurried
+    )
+    store.upsert(_chunks())
+    server.fail_next("BatchDelete", times=5)
+    with pytest.raises(StoreUnavailableError, match="deadline"):
+        store.delete("guide/lists.md")
+    store.close()
+
+
 def test_a_permanent_grpc_error_is_a_store_error_and_not_retried(
     store: WeaviateStore, server: WeaviateTestServer
 ) -> None:

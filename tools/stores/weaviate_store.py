@@ -33,7 +33,13 @@ import structlog
 
 from core.documents import Chunk
 from core.embedders import Embedder
-from core.errors import AuthenticationError, ConfigError, RagloomError, StoreError
+from core.errors import (
+    AuthenticationError,
+    ConfigError,
+    DeadlineExceededError,
+    RagloomError,
+    StoreError,
+)
 from core.errors import StoreUnavailableError as Unavailable
 from core.retry import RetryPolicy, retry_policy
 from tools.stores.base import SEARCH_MODES, Filters, SearchMode, _as_date, tokenize
@@ -207,6 +213,14 @@ def _client_errors() -> tuple[type[BaseException], ...]:
     return (WeaviateBaseError, grpc.RpcError, httpx.HTTPError, ConnectionError, TimeoutError)
 
 
+def _retried(policy: RetryPolicy, fn: Callable[[], T], operation: str) -> T:
+    """`fn` under the retry policy; running out of time is a store error, not a provider one."""
+    try:
+        return policy.call(lambda: _guarded(fn, operation))
+    except DeadlineExceededError as exc:
+        raise Unavailable(f"weaviate {operation}: {exc.message}") from exc
+
+
 def _guarded(fn: Callable[[], T], operation: str) -> T:
     try:
         return fn()
@@ -261,7 +275,8 @@ class WeaviateStore:
         if skip_init_checks is None:
             skip_init_checks = store.weaviate_skip_init_checks
         policy = retry or retry_policy(max_retries=3, deadline=60.0, operation="weaviate")
-        client = policy.call(lambda: connect(store, skip_init_checks=skip_init_checks))
+        client = _retried(policy, lambda: connect(store, skip_init_checks=skip_init_checks),
+                          "connect")
         try:
             return cls(client, embedder, collection=store.collection, retry=policy,
                        owns_client=True)
@@ -273,7 +288,7 @@ class WeaviateStore:
 
     def _call(self, fn: Callable[[], T], operation: str) -> T:
         """Run one client operation: errors mapped to ragloom types, transient ones retried."""
-        return self._retry.call(lambda: _guarded(fn, operation))
+        return _retried(self._retry, fn, operation)
 
     def _chunks(self, tenant: str) -> Collection[Any, Any]:
         return self._client.collections.use(self.collection).with_tenant(tenant)
