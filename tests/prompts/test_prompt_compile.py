@@ -24,6 +24,7 @@ from prompts.compile import (
     CompileOptions,
     compile_module,
     estimate_calls,
+    evaluate_module,
     evaluate_program,
 )
 from prompts.datasets import load_jsonl
@@ -106,6 +107,9 @@ def test_dspy_evaluate_reproduces_the_compiled_score(
     result = evaluate_program(program, dev, answer_metric, lm)
     assert result.score == report.score_after
     assert result.scores == [1.0] * len(dev) and result.errors == 0
+    registry = PromptRegistry.from_settings(settings)
+    assert evaluate_module("answerer", lm, dev, registry=registry).score == report.score_after
+    assert evaluate_module("answerer", lm, dev).score == report.score_before
 
 
 @pytest.mark.parametrize(
