@@ -52,8 +52,8 @@ class Reply:
     """A scripted assistant message.
 
     `usage` (prompt_tokens / completion_tokens) defaults to whitespace-token counts. `delay` is
-    seconds before the first byte. `break_after` drops the connection after that many streamed
-    content chunks (a mid-stream failure).
+    seconds before the first byte; `chunk_delay` is seconds between streamed chunks. `break_after`
+    drops the connection after that many streamed content chunks (a mid-stream failure).
     """
 
     content: str | None = ""
@@ -62,6 +62,7 @@ class Reply:
     delay: float = 0.0
     finish_reason: str | None = None
     break_after: int | None = None
+    chunk_delay: float = 0.0
 
     def wire_tool_calls(self) -> list[dict[str, Any]]:
         calls = []
@@ -230,6 +231,13 @@ class OpenAICompatibleServer:
         with self._lock:
             self._embedding_faults.extend(faults)
 
+    def reset(self) -> None:
+        """Forget recorded requests and queued replies/faults (the responder stays)."""
+        with self._lock:
+            self.requests.clear()
+            self._queue.clear()
+            self._embedding_faults.clear()
+
     def chat_requests(self) -> list[RecordedRequest]:
         """Recorded chat-completion requests."""
         with self._lock:
@@ -386,6 +394,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             for index, chunk in enumerate(chunks):
                 if reply.break_after is not None and index > reply.break_after:
+                    self._drop()
+                    return
+                if index and self.owner.wait(reply.chunk_delay):
                     self._drop()
                     return
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())

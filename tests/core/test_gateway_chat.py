@@ -360,3 +360,16 @@ def test_structured_output_goes_through_the_gateway(gateway: LLMGateway, server:
     assert verdict == Verdict(relevant=True, reason="mentions asyncio")
     assert "response_format" in chat_bodies(server)[-1]
     assert gateway.ledger.records[0].attempts == 2
+
+
+async def test_async_stream_cut_off_is_an_error_not_a_retry(
+    gateway: LLMGateway, server: Server
+) -> None:
+    server.enqueue(Fault(502), Reply("one two three four", break_after=1), "unused")
+    seen: list[str] = []
+    with pytest.raises(ProviderUnavailableError, match="ended early"):
+        async for chunk in gateway.chat_model().astream("hi"):
+            seen.append(str(chunk.content))
+    assert "one " in seen
+    assert len(server.chat_requests()) == 2  # one retry before the first chunk, none after
+    assert gateway.ledger.records[0].attempts == 2 and not gateway.ledger.records[0].ok

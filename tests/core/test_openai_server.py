@@ -195,3 +195,19 @@ def test_hundreds_of_concurrent_slow_requests() -> None:
     assert replies == [f"echo: n{i}" for i in range(300)]
     assert len(server.chat_requests()) == 300
     assert elapsed < 300 * 0.2 / 4  # served concurrently, not one after another
+
+
+def test_chunk_delay_spreads_a_stream_and_reset_forgets(server: Server) -> None:
+    server.enqueue(Reply("a b c d", chunk_delay=0.05), "queued but reset")
+    arrivals = []
+    started = time.monotonic()
+    stream = _client(server).chat.completions.create(**_chat(), stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.monotonic() - started)
+    assert len(arrivals) == 4
+    assert arrivals[-1] - arrivals[0] >= 0.1  # tokens arrive over time, not in one burst
+    server.reset()
+    assert server.requests == []
+    reply = _client(server).chat.completions.create(**_chat("after"))
+    assert reply.choices[0].message.content == "echo: after"
