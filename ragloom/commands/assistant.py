@@ -96,6 +96,21 @@ def chat(
             console.print()
 
 
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Serve the assistant over HTTP (POST /v1/ask, /v1/ask/stream; GET /v1/threads/ID)."""
+    import uvicorn
+
+    from ragloom.runtime import open_assistant
+    from ragloom.server import create_app
+
+    with open_assistant() as graph:
+        uvicorn.run(create_app(graph), host=host, port=port, log_level="warning")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(ask)
     app.command()(chat)
+    app.command()(serve)
