@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -430,16 +430,19 @@ def compile_module(
     model: str = "",
     on_call: Callable[[int], None] | None = None,
     save: bool = True,
+    judges: Mapping[str, Any] | None = None,
 ) -> CompileReport:
     """Score the fresh program on the devset, optimize it, score it again and save an artefact
-    when it is no worse (or when the budget ran out after optimization finished)."""
+    when it beats the baseline (or, with `save_ties`, equals it; or when the budget ran out
+    after optimization, keeping the best program so far). LLM metrics use `judges` (the
+    registry's judge programs, see `prompts.metrics.JUDGE_MODULES`) when given."""
     options = options or CompileOptions()
     if module not in COMPILABLE:
         raise ConfigError(f"cannot compile {module!r}; compilable: {', '.join(COMPILABLE)}")
     check_optimizer(options.optimizer)
     train, dev = _sets(trainset, devset, options)
     metric_name = options.metric_name(module)
-    metric = get_metric(metric_name)
+    metric = get_metric(metric_name, judges)
     counter = CallCounter(options.budget_calls, on_call)
     budget_lm = CallBudgetLM(lm, counter)
     report = CompileReport(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -124,13 +124,13 @@ def clamp_score(value: Any, default: float = 0.0) -> float:
     return min(1.0, max(0.0, score))
 
 
-def judge_faithfulness(context: str, answer: str, judge: FaithfulnessJudge | None = None) -> float:
+def judge_faithfulness(context: str, answer: str, judge: Any = None) -> float:
     """Faithfulness score of an answer to its context (uses the LM in the DSPy context)."""
     pred = (judge or FaithfulnessJudge())(context=context, answer=answer)
     return clamp_score(pred.score, default=float(bool(pred.grounded)))
 
 
-def judge_relevance(question: str, response: str, judge: RelevanceJudge | None = None) -> float:
+def judge_relevance(question: str, response: str, judge: Any = None) -> float:
     """Answer-relevance score of a response to a question (uses the LM in the DSPy context)."""
     pred = (judge or RelevanceJudge())(question=question, response=response)
     return clamp_score(pred.score, default=float(bool(pred.relevant)))
@@ -195,17 +195,28 @@ def rouge_l_metric(example: Any, pred: Any, trace: Any = None) -> float | bool:
     return _grade(rouge_l(str(_field(pred, "summary")), str(_field(example, "summary"))), trace)
 
 
-def faithfulness_metric(example: Any, pred: Any, trace: Any = None) -> float | bool:
-    """LLM-judged faithfulness of `pred.answer` (or `summary`) to `example.context` (or text)."""
-    context = str(_field(example, "context") or _field(example, "text"))
-    answer = str(_field(pred, "answer") or _field(pred, "summary"))
-    return _grade(judge_faithfulness(context, answer), trace)
+def judge_metric(kind: str, judge: Any = None) -> Metric:
+    """An LLM-judged DSPy metric. `kind="faithfulness"`: is `pred.answer` (or `summary`)
+    supported by `example.context` (or `text`)? `kind="relevance"`: does `pred.answer` address
+    `example.question`? Pass `judge` (e.g. the registry's compiled `grounding` program) to use
+    the very judge the graphs run; else a fresh one. The LM is the one in the DSPy context."""
+    if kind not in {"faithfulness", "relevance"}:
+        raise KeyError(f"unknown judge {kind!r}; known: faithfulness, relevance")
+
+    def metric(example: Any, pred: Any, trace: Any = None) -> float | bool:
+        answer = str(_field(pred, "answer") or _field(pred, "summary"))
+        if kind == "faithfulness":
+            context = str(_field(example, "context") or _field(example, "text"))
+            return _grade(judge_faithfulness(context, answer, judge), trace)
+        question = str(_field(example, "question"))
+        return _grade(judge_relevance(question, answer, judge), trace)
+
+    metric.__name__ = f"{kind}_judge"
+    return metric
 
 
-def relevance_metric(example: Any, pred: Any, trace: Any = None) -> float | bool:
-    """LLM-judged relevance of `pred.answer` to `example.question`."""
-    question = str(_field(example, "question"))
-    return _grade(judge_relevance(question, str(_field(pred, "answer"))), trace)
+faithfulness_metric = judge_metric("faithfulness")
+relevance_metric = judge_metric("relevance")
 
 
 METRICS: dict[str, Metric] = {
@@ -233,8 +244,15 @@ DEFAULT_METRIC: dict[str, str] = {
 }
 
 
-def get_metric(name: str) -> Metric:
-    """A DSPy metric by name (see `METRICS`)."""
+JUDGE_MODULES = {"faithfulness": "grounding", "relevance": "relevance_judge"}
+
+
+def get_metric(name: str, judges: Mapping[str, Any] | None = None) -> Metric:
+    """A DSPy metric by name (see `METRICS`). For the LLM metrics, `judges` may map
+    `faithfulness` / `relevance` to the judge programs to use (see `JUDGE_MODULES` for the
+    registry module each corresponds to)."""
+    if name in LLM_METRICS and judges and judges.get(name) is not None:
+        return judge_metric(name, judges[name])
     try:
         return METRICS[name]
     except KeyError:

@@ -225,6 +225,16 @@ def _compile(
         )
 
 
+def _judges(settings: Any) -> dict[str, Any]:
+    """The judge programs the graphs use (compiled when available): the compile metric is the
+    same judge as the grounding check and the document grader."""
+    from prompts.metrics import JUDGE_MODULES
+    from prompts.registry import PromptRegistry
+
+    registry = PromptRegistry.from_settings(settings)
+    return {kind: registry.load(module) for kind, module in JUDGE_MODULES.items()}
+
+
 @prompts_app.command("list")
 def list_prompts(
     module: str | None = typer.Option(None, "--module", help="Only this module."),

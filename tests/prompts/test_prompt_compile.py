@@ -30,7 +30,7 @@ from prompts.compile import (
 from prompts.datasets import load_jsonl
 from prompts.metrics import answer_metric
 from prompts.registry import PromptRegistry, load_compiled
-from prompts.testing import has_demos
+from prompts.testing import has_demos, input_field, reply_for, requested_fields
 from tests.prompts.scripted import FACTS, answer_rows, answerer_responder, fact_chunks, write_jsonl
 
 
@@ -225,3 +225,38 @@ def test_budget_spent_on_the_baseline_saves_nothing(
     assert report.budget_exhausted and report.calls == 2
     assert report.artefact is None and report.program is None
     assert PromptRegistry.from_settings(settings).artefacts() == []
+
+
+def judging_responder(request: dict[str, Any]) -> str:
+    """The answerer as before; the faithfulness judge passes answers that cite a passage."""
+    if "grounded" in requested_fields(request):
+        cited = "[c1]" in input_field(request, "answer")
+        return reply_for(
+            request, {"grounded": cited, "unsupported_claims": [], "score": float(cited)}
+        )
+    return answerer_responder(request)
+
+
+def test_the_faithfulness_judge_is_the_compile_metric(
+    tmp_path: Path, sets: tuple[list[Any], list[Any]]
+) -> None:
+    train, dev = sets
+    with OpenAICompatibleServer(judging_responder) as server:
+        settings = make_test_settings(tmp_path, base_url=server.base_url)
+        lm = LLMGateway(settings.llm).dspy_lm()
+        options = CompileOptions(metric="faithfulness")
+        estimate = estimate_calls("answerer", train, dev, options)
+        judge = PromptRegistry.from_settings(settings).load("grounding")
+        report = compile_module(
+            "answerer",
+            lm,
+            train,
+            dev,
+            options=options,
+            judges={"faithfulness": judge},
+            out_dir=settings.prompts.compiled_dir,
+        )
+        judged = [r for r in server.chat_requests() if "grounded" in requested_fields(r.json)]
+    assert (report.score_before, report.score_after) == (0.0, 1.0)
+    assert len(judged) == report.calls / 2
+    assert abs(estimate.calls - report.calls) <= 0.2 * report.calls
