@@ -180,3 +180,29 @@ def test_rollout_id_gets_a_fresh_cached_answer(gateway: LLMGateway, server: Serv
     assert first == again
     assert rollout != first
     assert len(server.chat_requests()) == 2
+
+
+async def test_acall_streams_tokens_in_an_async_langgraph_node(
+    gateway: LLMGateway, server: Server
+) -> None:
+    from langgraph.graph import END, START, StateGraph
+
+    lm = gateway.dspy_lm()
+    predict = dspy.Predict("question -> answer")
+
+    async def generate(state: _State) -> dict[str, str]:
+        with dspy.context(lm=lm):
+            return {"answer": (await predict.acall(question=state["question"])).answer}
+
+    graph = StateGraph(_State)
+    graph.add_node("generate", generate)
+    graph.add_edge(START, "generate")
+    graph.add_edge("generate", END)
+    server.enqueue(_answer("async streamed answer"))
+    tokens = [
+        str(message.content)
+        async for message, _ in graph.compile().astream({"question": "q"}, stream_mode="messages")
+        if isinstance(message, AIMessageChunk) and message.content
+    ]
+    assert "streamed " in tokens and len(tokens) > 3
+    assert gateway.ledger.records[0].node == "generate"
