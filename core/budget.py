@@ -4,13 +4,23 @@
 parallel map steps can share one. `Budget` holds the limits (steps, tokens, seconds, cost):
 `check` names the first limit used up (or None) and `enforce` raises `BudgetExceededError`, a
 typed condition graphs catch to answer with a caveat instead of crashing.
+
+The gateway records into its own ledger and into every ledger made active with `track(ledger)`,
+so a run can count just its own calls (contextvars: it follows threads started with a copied
+context, LangGraph nodes and asyncio tasks):
+
+    with track(Ledger()) as run_ledger:
+        graph.invoke(...)
+    budget.check(run_ledger, steps, started_at)
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -191,3 +201,21 @@ class Budget:
         if limit is not None:
             used, allowed = usage[limit]
             raise BudgetExceededError(limit, float(used), float(allowed or 0))
+
+
+_active_ledgers: ContextVar[tuple[Ledger, ...]] = ContextVar("ragloom_ledgers", default=())
+
+
+@contextmanager
+def track(ledger: Ledger) -> Iterator[Ledger]:
+    """Inside the block, every gateway call is also recorded in `ledger`."""
+    token = _active_ledgers.set((*_active_ledgers.get(), ledger))
+    try:
+        yield ledger
+    finally:
+        _active_ledgers.reset(token)
+
+
+def active_ledgers() -> tuple[Ledger, ...]:
+    """The ledgers made active with `track`, outermost first."""
+    return _active_ledgers.get()

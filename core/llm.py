@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from core.budget import CallRecord, Ledger
+from core.budget import CallRecord, Ledger, active_ledgers
 from core.errors import (
     ConfigError,
     MalformedResponseError,
@@ -285,7 +285,8 @@ class LLMGateway:
             latency_ms=round((self.clock() - started) * 1000, 2), node=node, cached=cached,
             ok=ok, error=code_of(error),
         )
-        self.ledger.record(record)
+        for ledger in {id(x): x for x in (self.ledger, *active_ledgers())}.values():
+            ledger.record(record)
         fields = {
             "model": record.model, "kind": kind, "attempt": attempts,
             "latency_ms": record.latency_ms, "tokens_in": record.tokens_in,

@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from core.budget import Budget, CallRecord, Ledger
+from core.budget import Budget, CallRecord, Ledger, active_ledgers, track
 from core.errors import BudgetExceededError
+from core.llm import LLMGateway
 from core.pricing import cost_usd, price_for
 from core.settings import BudgetSettings
 from tests.core.conftest import FakeClock
@@ -112,3 +113,22 @@ def test_price_table() -> None:
     assert cost_usd("gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(0.75)
     assert cost_usd("text-embedding-3-small", 500_000, 0) == pytest.approx(0.01)
     assert cost_usd("unknown-model", 10, 10) is None
+
+
+def test_track_collects_a_runs_calls_across_threads(gateway: LLMGateway) -> None:
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    chat = gateway.chat_model()
+    chat.invoke("before")
+    with track(Ledger()) as run, track(Ledger()) as inner:
+        chat.invoke("during")
+        context = contextvars.copy_context()
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(context.run, chat.invoke, "in a thread").result()
+        assert active_ledgers() == (run, inner)
+    chat.invoke("after")
+    assert gateway.ledger.calls == 4
+    assert run.calls == 2 and inner.calls == 2
+    assert active_ledgers() == ()
+    assert Budget(max_steps=None, max_tokens=run.tokens).check(run, 0, 0.0) == "tokens"
