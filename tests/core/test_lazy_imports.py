@@ -38,3 +38,15 @@ def test_heavy_libraries_load_when_used() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                             text=True, timeout=120, check=True)
     assert result.stdout.strip() == "True True"
+
+
+def test_importing_the_packages_loads_no_heavy_library() -> None:
+    """The issue's acceptance check: `import core, graphs` (and the layers between) stay cheap."""
+    code = (
+        "import sys\n"
+        "import core, tools, prompts, agents, graphs\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, check=True)
+    assert result.stdout.strip() == ""
