@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
+import sys
+from contextlib import ExitStack, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,14 @@ def _load_sets(
     mapping: dict[str, str],
     k: int,
     limit: int | None,
+    progress: bool,
 ) -> tuple[list[Any], list[Any] | None]:
     from prompts.datasets import load_dataset
 
     retrieve = None
     if trainset.is_dir() or (devset is not None and devset.is_dir()):
-        retrieve = _retriever(trainset if trainset.is_dir() else devset, settings, stack, k)
+        source = trainset if trainset.is_dir() else devset
+        retrieve = _retriever(source, settings, stack, k, progress)
     options: dict[str, Any] = {}
     if retrieve is not None:
         options = {
@@ -68,10 +71,12 @@ def _load_sets(
     return train, (load(devset) if devset is not None else None)
 
 
-def _retriever(dataset: Path | None, settings: Any, stack: ExitStack, k: int) -> Any:
+def _retriever(
+    dataset: Path | None, settings: Any, stack: ExitStack, k: int, progress: bool
+) -> Any:
     from ragloom.evaluation import dataset_store
 
-    store = dataset_store(Path(str(dataset)), settings, progress=True)
+    store = dataset_store(Path(str(dataset)), settings, progress=progress)
     stack.callback(store.close)
     mode, alpha = settings.retrieval.mode, settings.retrieval.alpha
     return lambda question: store.search(question, k=k, mode=mode, alpha=alpha)
@@ -174,6 +179,7 @@ def compile_command(
                 mapping=_mapping(mapping),
                 k=k,
                 limit=limit,
+                progress=not as_json,
             )
             if dev is None:
                 train, dev = split(train, options.dev_fraction)
@@ -203,6 +209,7 @@ def _compile(
     from prompts.compile import compile_module
 
     lm = _lm(settings)
+    judges = _judges(settings)
     total = options.budget_calls or estimate.calls
     columns = (TextColumn("LM calls"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, disable=as_json, transient=True) as progress:
@@ -213,16 +220,19 @@ def _compile(
                 progress.update(task, total=calls)
             progress.update(task, completed=calls)
 
-        return compile_module(
-            module,
-            lm,
-            train,
-            dev,
-            options=options,
-            out_dir=out or settings.prompts.compiled_dir,
-            model=settings.llm.model,
-            on_call=on_call,
-        )
+        # DSPy's optimizers print progress lines: keep stdout for our report (and --json).
+        with redirect_stdout(sys.stderr):
+            return compile_module(
+                module,
+                lm,
+                train,
+                dev,
+                options=options,
+                out_dir=out or settings.prompts.compiled_dir,
+                model=settings.llm.model,
+                on_call=on_call,
+                judges=judges,
+            )
 
 
 def _judges(settings: Any) -> dict[str, Any]:

@@ -37,7 +37,8 @@ def datasets(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _json_tail(output: str) -> dict:
-    return json.loads(output[output.index("\n{") + 1 :] if not output.startswith("{") else output)
+    assert output.lstrip().startswith("{"), output[:500]
+    return json.loads(output)  # stdout holds the JSON only
 
 
 def test_compile_writes_an_artefact_that_prompts_list_shows(
