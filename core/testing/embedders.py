@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class HashingEmbedder:
     def _embed(self, text: str) -> np.ndarray:
         vector = np.zeros(self.dimensions, dtype=np.float32)
         words = [w.lower() for w in _WORD.findall(text)]
-        for token in words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]:
+        for token in words + [f"{a} {b}" for a, b in pairwise(words)]:
             index, sign = self._bucket(token)
             vector[index] += sign
         return vector
