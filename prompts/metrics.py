@@ -151,20 +151,35 @@ def _field(obj: Any, name: str, default: Any = "") -> Any:
     return default if value is None else value
 
 
-def answer_citation_hit(example: Any, pred: Any) -> float | None:
-    """Citation hit of a predicted answer, when the example knows its labels and gold source."""
-    sources = _field(example, "label_sources", None)
-    gold = _field(example, "gold", None)
-    if not sources or not gold:
+def _citation_sources(pred: Any) -> list[str] | None:
+    citations = _field(pred, "citations", None)
+    if not citations:
         return None
-    labels = {label: label for label in sources}
-    cited = [sources[label] for label in cited_ids(str(_field(pred, "answer")), labels)]
+    return [str(_field(c, "source")) for c in citations]
+
+
+def answer_citation_hit(example: Any, pred: Any) -> float | None:
+    """Citation hit of a predicted answer against `example.gold`: read from `pred.citations`
+    (dicts or Citations with a `source`, as the graphs return them) or else from the answer's
+    `[c1]` labels via `example.label_sources`. None when the example has no gold."""
+    gold = _field(example, "gold", None)
+    if not gold:
+        return None
+    cited = _citation_sources(pred)
+    if cited is None:
+        sources = _field(example, "label_sources", None)
+        if not sources:
+            return None
+        labels = {label: label for label in sources}
+        cited = [sources[label] for label in cited_ids(str(_field(pred, "answer")), labels)]
     return citation_hit(cited, gold)
 
 
 def answer_metric(example: Any, pred: Any, trace: Any = None) -> float | bool:
     """Answer quality: token F1 against the reference, averaged with the citation hit when the
-    example carries `label_sources` and `gold`."""
+    example carries `gold`. Scores DSPy predictions (`[c1]` labels) and graph outputs alike:
+    `answer_metric(example, dspy.Prediction(answer=out["answer"], citations=out["citations"]))`.
+    """
     f1 = token_f1(str(_field(pred, "answer")), str(_field(example, "answer")))
     hit = answer_citation_hit(example, pred)
     return _grade(f1 if hit is None else (f1 + hit) / 2, trace)

@@ -24,7 +24,7 @@ from core.documents import Chunk
 
 _MARKER = re.compile(r"\[\[\s*##")
 _CITE = re.compile(r"\[([A-Za-z0-9_\-]+(?:\s*,\s*[A-Za-z0-9_\-]+)*)\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
 _CITE_MARK = re.compile(r"\s*\[(?:c\d+|[0-9a-f]{24})(?:\s*,\s*(?:c\d+|[0-9a-f]{24}))*\]")
 _LEADING_CITES = re.compile(r"^((?:\[[A-Za-z0-9_,\s\-]+\]\s*)+)")
 
@@ -202,6 +202,25 @@ def cited_ids(text: str, labels: dict[str, str], known_ids: Iterable[str] = ()) 
             if chunk_id and chunk_id not in found:
                 found.append(chunk_id)
     return found
+
+
+def number_citations(text: str, labels: dict[str, str], order: Sequence[str]) -> str:
+    """Rewrite citation markers as footnote numbers: `[c3]` -> `[1]` when the chunk behind c3 is
+    the first in `order` (the draft's citations), as the extractive engine writes them. Markers
+    naming no known chunk but shaped like labels are dropped; other brackets are left alone."""
+    number = {chunk_id: i for i, chunk_id in enumerate(order, start=1)}
+
+    def replace(match: re.Match[str]) -> str:
+        tokens = [t.strip() for t in match.group(1).split(",")]
+        ids = [labels.get(t) or labels.get(t.lower()) or t for t in tokens]
+        if all(i in number for i in ids):
+            return "".join(f"[{number[i]}]" for i in dict.fromkeys(ids))
+        if all(_CITE_MARK.fullmatch(f"[{t}]") for t in tokens):
+            return ""
+        return match.group(0)
+
+    text = _CITE.sub(replace, text)
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", text).strip()
 
 
 def strip_citations(text: str) -> str:

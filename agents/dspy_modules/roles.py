@@ -37,6 +37,7 @@ from prompts.programs import (
     format_history,
     format_passage,
     make_adapter,
+    number_citations,
     split_claims,
 )
 
@@ -191,7 +192,9 @@ class DSPyAnswerer(DSPyRole):
 
 
 def parse_draft(text: str, chunks: Sequence[Chunk]) -> Draft:
-    """A Draft from an answer citing `[c1]`-style labels (or raw chunk ids) of `chunks`."""
+    """A Draft from an answer citing `[c1]`-style labels (or raw chunk ids) of `chunks`. In the
+    Draft's text the markers become footnote numbers `[1]`, `[2]` in citation order (as the
+    extractive engine writes them); `claims` carry the chunk ids."""
     labels = chunk_labels(chunks)
     by_id = {c.id: c for c in chunks}
     claims = split_claims(text, labels)
@@ -210,8 +213,9 @@ def parse_draft(text: str, chunks: Sequence[Chunk]) -> Draft:
                     score=chunk.score,
                 )
             )
+    order = [c.chunk_id for c in citations]
     return Draft(
-        text=text.strip(),
+        text=number_citations(text, labels, order),
         citations=tuple(citations),
         claims=tuple((s, tuple(ids)) for s, ids in claims),
     )

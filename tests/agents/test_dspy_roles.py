@@ -31,7 +31,7 @@ def _user_prompt(lm: DummyLM, index: int = -1) -> str:
 def test_answerer_cites_labelled_chunks_and_parses_claims() -> None:
     lm = DummyLM([{"answer": "Python groups by indentation [c1]. Lists can change. [c2]"}])
     draft = DSPyAnswerer(lm).answer("How does Python group statements?", CHUNKS)
-    assert draft.text.startswith("Python groups by indentation [c1].")
+    assert draft.text == "Python groups by indentation [1]. Lists can change. [2]"
     assert [c.chunk_id for c in draft.citations] == ["a" * 24, "b" * 24]
     assert draft.citations[0].source == "faq/design/indent.rst"
     assert draft.citations[0].quote == "Python uses indentation for grouping."
@@ -63,9 +63,15 @@ def test_field_markers_inside_chunks_are_defused() -> None:
 
 
 def test_unknown_citations_are_ignored_and_raw_ids_accepted() -> None:
-    draft = parse_draft(f"One [c9]. Two [{'b' * 24}].", CHUNKS)
-    assert [c.chunk_id for c in draft.citations] == ["b" * 24]
+    draft = parse_draft(f"One [c9]. Two [{'b' * 24}] and [c2, c1]. Code: a[i].", CHUNKS)
+    assert [c.chunk_id for c in draft.citations] == ["b" * 24, "a" * 24]
     assert draft.claims[0] == ("One.", ())
+    assert draft.text == "One. Two [1] and [1][2]. Code: a[i]."
+
+
+def test_bullets_are_claims_of_their_own() -> None:
+    draft = parse_draft("Facts:\n- indentation groups code [c1]\n- lists change [c2]", CHUNKS)
+    assert [ids for _, ids in draft.claims] == [(), ("a" * 24,), ("b" * 24,)]
 
 
 def test_grounding_checker_relabels_the_draft_against_its_chunks() -> None:

@@ -94,7 +94,7 @@ def test_the_compiled_answerer_is_what_the_roles_load(
     answerer = build_dspy_roles(lm, settings=settings)["answerer"]
     draft = answerer.answer(question, fact_chunks(question))
     assert has_demos(server.chat_requests()[-1].json or {})
-    assert draft.text == f"{FACTS[question]} [c1]."
+    assert draft.text == f"{FACTS[question]} [1]."
     assert [c.source for c in draft.citations] == ["facts.txt"]
 
 

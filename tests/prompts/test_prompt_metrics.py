@@ -48,6 +48,8 @@ def test_answer_metric_averages_f1_and_citation_hit() -> None:
     assert answer_metric(example, dspy.Prediction(answer="Sky is blue [c1].")) == 1.0
     assert answer_metric(example, dspy.Prediction(answer="Sky is blue [c2].")) == 0.5
     assert answer_metric(example, dspy.Prediction(answer="no idea"), trace=[]) is False
+    graph_output = {"answer": "Sky is blue [1].", "citations": [{"source": "faq/sky.rst"}]}
+    assert answer_metric(example, dspy.Prediction(**graph_output)) == 1.0
 
 
 def test_faithfulness_judge_is_a_dspy_metric() -> None:
