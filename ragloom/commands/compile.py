@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from contextlib import ExitStack, redirect_stdout
@@ -49,15 +50,14 @@ def _load_sets(
     from prompts.datasets import load_dataset
 
     retrieve = None
+    options: dict[str, Any] = {}
     if trainset.is_dir() or (devset is not None and devset.is_dir()):
         source = trainset if trainset.is_dir() else devset
-        retrieve = _retriever(source, settings, stack, k, progress)
-    options: dict[str, Any] = {}
-    if retrieve is not None:
+        retrieve, corpus_key = _retriever(source, settings, stack, k, progress)
         options = {
             "k": k,
             "cache_dir": settings.store.path.parent / "compile-cache",
-            "retriever_key": f"{settings.embedder.kind}:{settings.retrieval.mode}",
+            "retriever_key": f"{settings.embedder.kind}:{settings.retrieval.mode}:{corpus_key}",
             "limit": limit,
         }
 
@@ -73,13 +73,16 @@ def _load_sets(
 
 def _retriever(
     dataset: Path | None, settings: Any, stack: ExitStack, k: int, progress: bool
-) -> Any:
+) -> tuple[Any, str]:
     from ragloom.evaluation import dataset_store
 
     store = dataset_store(Path(str(dataset)), settings, progress=progress)
     stack.callback(store.close)
     mode, alpha = settings.retrieval.mode, settings.retrieval.alpha
-    return lambda question: store.search(question, k=k, mode=mode, alpha=alpha)
+    # The retrieval cache must change when the corpus does: key it by the sources' hashes.
+    corpus = json.dumps(sorted(store.sources().items()))
+    corpus_key = hashlib.sha256(corpus.encode("utf-8")).hexdigest()[:12]
+    return (lambda question: store.search(question, k=k, mode=mode, alpha=alpha)), corpus_key
 
 
 def _print_estimate(estimate: Any, model: str, as_json: bool) -> None:

@@ -119,3 +119,9 @@ def test_compile_from_a_question_directory_retrieves_once(
     assert report["score_after"] > report["score_before"]
     first = server.chat_requests()[0].json or {}
     assert "[c1] (" in first["messages"][-1]["content"]
+    cache_dir = tmp_path / ".ragloom" / "compile-cache"
+    assert len(list(cache_dir.glob("retrieval-*.json"))) == 1  # the run reused the cache
+
+    (dataset / "corpus" / "fact0.md").write_text("# Fact 0\n\nThe sky is grey today.\n")
+    assert runner.invoke(app, [*args, "--dry-run"]).exit_code == 0
+    assert len(list(cache_dir.glob("retrieval-*.json"))) == 2  # a changed corpus retrieves anew
