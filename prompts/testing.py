@@ -54,6 +54,7 @@ def input_field(request: Mapping[str, Any], name: str) -> str:
     if marker not in text:
         return ""
     rest = text.split(marker, 1)[1]
+    rest = rest.split("Respond with the corresponding output fields", 1)[0]
     return rest.split("[[ ## ", 1)[0].strip()
 
 

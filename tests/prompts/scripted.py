@@ -59,3 +59,74 @@ def fact_chunks(question: str) -> list[Chunk]:
     """What a retriever returns for a question of FACTS (for question-directory datasets)."""
     fact = FACTS.get(question, "Nothing here.")
     return [Chunk(id=f"{abs(hash(fact)) % 10**24:024d}", source="facts.txt", text=fact + ".")]
+
+
+# Rows per module: inputs, the right outputs, and what the model says without demos.
+MODULE_ROWS: dict[str, tuple[str, list[dict[str, Any]], dict[str, Any]]] = {
+    "rewriter": (
+        "question",
+        [
+            {
+                "question": f"and what about {topic}?",
+                "history": "user: tell me about python",
+                "query": f"python {topic}",
+                "sub_queries": [],
+            }
+            for topic in (
+                "lists",
+                "dicts",
+                "sets",
+                "tuples",
+                "strings",
+                "bytes",
+                "files",
+                "classes",
+            )
+        ],
+        {"query": "something", "sub_queries": []},
+    ),
+    "grader": (
+        "passage",
+        [
+            {
+                "question": "How do lists work?",
+                "passage": f"passage {i}: " + text,
+                "relevant": relevant,
+                "score": float(relevant),
+            }
+            for i, (text, relevant) in enumerate(
+                [("Lists are mutable sequences.", True), ("Cats sleep a lot.", False)] * 4
+            )
+        ],
+        {"relevant": True, "score": 1.0},
+    ),
+    "map_summarizer": (
+        "text",
+        [
+            {
+                "heading": f"Part {i}",
+                "text": f"Section {i} explains {w} in depth, with examples.",
+                "length": "short",
+                "summary": f"Section {i} explains {w}.",
+            }
+            for i, w in enumerate(
+                ["lists", "dicts", "sets", "loops", "classes", "files", "modules", "errors"]
+            )
+        ],
+        {"summary": "This is a summary."},
+    ),
+}
+
+
+def module_responder(module: str) -> Any:
+    """Right outputs (looked up by one input field) when the prompt has demos, else wrong."""
+    key_field, rows, wrong = MODULE_ROWS[module]
+    answers = {row[key_field]: row for row in rows}
+
+    def respond(request: dict[str, Any]) -> str:
+        from prompts.testing import reply_for
+
+        row = answers.get(input_field(request, key_field))
+        return reply_for(request, row if has_demos(request) and row else wrong)
+
+    return respond

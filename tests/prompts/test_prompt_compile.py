@@ -260,3 +260,21 @@ def test_the_faithfulness_judge_is_the_compile_metric(
     assert (report.score_before, report.score_after) == (0.0, 1.0)
     assert len(judged) == report.calls / 2
     assert abs(estimate.calls - report.calls) <= 0.2 * report.calls
+
+
+@pytest.mark.parametrize("module", ["rewriter", "grader", "map_summarizer"])
+def test_other_modules_compile_with_their_default_metrics(tmp_path: Path, module: str) -> None:
+    from tests.prompts.scripted import MODULE_ROWS, module_responder
+
+    rows = MODULE_ROWS[module][1]
+    examples = load_jsonl(write_jsonl(tmp_path / "rows.jsonl", rows), module)
+    with OpenAICompatibleServer(module_responder(module)) as server:
+        settings = make_test_settings(tmp_path, base_url=server.base_url)
+        lm = LLMGateway(settings.llm).dspy_lm()
+        report = compile_module(
+            module, lm, examples[:5], examples[5:], out_dir=settings.prompts.compiled_dir
+        )
+    assert report.score_after is not None and report.score_before is not None
+    assert report.score_after > report.score_before
+    assert report.artefact is not None
+    assert PromptRegistry.from_settings(settings).resolve(module) == report.artefact
