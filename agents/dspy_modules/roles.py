@@ -9,9 +9,9 @@ prompts as labelled data (`[c1] (source — heading)`); citations are read back 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import dspy
 import structlog
@@ -42,7 +42,6 @@ from prompts.programs import (
 )
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 ENGINE = "openai"
 ROUTES = ("conversation", "retrieve", "summarize", "decline")
 GRADE_CONCURRENCY = 4
@@ -92,10 +91,23 @@ class DSPyRouter(DSPyRole):
     module_name = "router"
 
     def route(self, question: str, history: Sequence[Turn]) -> RouteDecision:
-        return _decision(self._call(question=question, history=format_history(history)))
+        try:
+            return _decision(self._call(question=question, history=format_history(history)))
+        except MalformedResponseError as exc:
+            return _fallback_route(exc)
 
     async def aroute(self, question: str, history: Sequence[Turn]) -> RouteDecision:
-        return _decision(await self._acall(question=question, history=format_history(history)))
+        try:
+            pred = await self._acall(question=question, history=format_history(history))
+        except MalformedResponseError as exc:
+            return _fallback_route(exc)
+        return _decision(pred)
+
+
+def _fallback_route(exc: Exception) -> RouteDecision:
+    """An unreadable routing reply retrieves: the safe default for a document assistant."""
+    log.warning("router reply unreadable; retrieving", error=str(exc))
+    return RouteDecision(route="retrieve", reason="router reply unreadable")
 
 
 def _decision(pred: dspy.Prediction) -> RouteDecision:
@@ -122,11 +134,17 @@ class DSPyRewriter(DSPyRole):
     module_name = "rewriter"
 
     def rewrite(self, question: str, history: Sequence[Turn], attempt: int = 0) -> Rewrite:
-        pred = self._call(**self._inputs(question, history, attempt))
+        try:
+            pred = self._call(**self._inputs(question, history, attempt))
+        except MalformedResponseError as exc:
+            return _fallback_rewrite(question, exc)
         return _rewrite(pred, question)
 
     async def arewrite(self, question: str, history: Sequence[Turn], attempt: int = 0) -> Rewrite:
-        pred = await self._acall(**self._inputs(question, history, attempt))
+        try:
+            pred = await self._acall(**self._inputs(question, history, attempt))
+        except MalformedResponseError as exc:
+            return _fallback_rewrite(question, exc)
         return _rewrite(pred, question)
 
     @staticmethod
@@ -136,6 +154,12 @@ class DSPyRewriter(DSPyRole):
             "history": format_history(history),
             "attempt_note": attempt_note(attempt),
         }
+
+
+def _fallback_rewrite(question: str, exc: Exception) -> Rewrite:
+    """An unreadable rewrite searches with the question itself."""
+    log.warning("rewriter reply unreadable; searching with the question", error=str(exc))
+    return Rewrite(query=question)
 
 
 def _rewrite(pred: dspy.Prediction, question: str) -> Rewrite:
@@ -153,20 +177,34 @@ class DSPyGrader(DSPyRole):
     module_name = "grader"
 
     def grade(self, question: str, chunks: Sequence[Chunk]) -> list[Grade]:
-        return [
-            _grade(chunk, self._call(question=question, passage=format_passage(chunk)))
-            for chunk in chunks
-        ]
+        grades = []
+        for chunk in chunks:
+            try:
+                pred = self._call(question=question, passage=format_passage(chunk))
+            except MalformedResponseError as exc:
+                grades.append(_fallback_grade(chunk, exc))
+                continue
+            grades.append(_grade(chunk, pred))
+        return grades
 
     async def agrade(self, question: str, chunks: Sequence[Chunk]) -> list[Grade]:
         gate = asyncio.Semaphore(GRADE_CONCURRENCY)
 
         async def one(chunk: Chunk) -> Grade:
             async with gate:
-                pred = await self._acall(question=question, passage=format_passage(chunk))
+                try:
+                    pred = await self._acall(question=question, passage=format_passage(chunk))
+                except MalformedResponseError as exc:
+                    return _fallback_grade(chunk, exc)
             return _grade(chunk, pred)
 
         return list(await asyncio.gather(*(one(c) for c in chunks)))
+
+
+def _fallback_grade(chunk: Chunk, exc: Exception) -> Grade:
+    """An unreadable grade keeps the chunk (dropping evidence is worse than keeping noise)."""
+    log.warning("grader reply unreadable; keeping the chunk", chunk_id=chunk.id, error=str(exc))
+    return Grade(chunk_id=chunk.id, relevant=True, score=0.5)
 
 
 def _grade(chunk: Chunk, pred: dspy.Prediction) -> Grade:
@@ -304,8 +342,3 @@ ROLE_CLASSES: dict[str, type[DSPyRole]] = {
     "map_summarizer": DSPyMapSummarizer,
     "reduce_summarizer": DSPyReduceSummarizer,
 }
-
-
-def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine from sync code (tests, scripts)."""
-    return asyncio.run(factory())  # type: ignore[arg-type]

@@ -135,3 +135,15 @@ def test_a_reply_without_the_fields_is_a_malformed_response() -> None:
     lm = Garbage([{"answer": "x"}])
     with pytest.raises(MalformedResponseError):
         DSPyAnswerer(lm).answer("q", CHUNKS)
+
+
+def test_unreadable_router_rewriter_and_grader_replies_fall_back_safely() -> None:
+    class Garbage(DummyLM):
+        def _format_answer_fields(self, values):  # type: ignore[no-untyped-def]
+            return "no fields"
+
+    lm = Garbage([{"x": 1}] * 3)
+    roles = build_dspy_roles(lm)
+    assert roles["router"].route("q", []).route == "retrieve"
+    assert roles["rewriter"].rewrite("the question", []).query == "the question"
+    assert roles["grader"].grade("q", CHUNKS[:1])[0].relevant
