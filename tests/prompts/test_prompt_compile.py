@@ -278,3 +278,17 @@ def test_other_modules_compile_with_their_default_metrics(tmp_path: Path, module
     assert report.score_after > report.score_before
     assert report.artefact is not None
     assert PromptRegistry.from_settings(settings).resolve(module) == report.artefact
+
+
+def test_gepa_runs_through_the_gateway_within_its_budget(
+    lm: Any, settings: Settings, sets: tuple[list[Any], list[Any]], server: OpenAICompatibleServer
+) -> None:
+    train, dev = sets
+    options = CompileOptions(optimizer="gepa", gepa_metric_calls=12, budget_calls=40)
+    estimate = estimate_calls("answerer", train, dev, options)
+    assert estimate.approximate
+    report = compile_module(
+        "answerer", lm, train, dev, options=options, out_dir=settings.prompts.compiled_dir
+    )
+    assert report.calls == len(server.chat_requests()) <= 40
+    assert report.score_before == 0.0
