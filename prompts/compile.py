@@ -440,6 +440,7 @@ def compile_module(
     if module not in COMPILABLE:
         raise ConfigError(f"cannot compile {module!r}; compilable: {', '.join(COMPILABLE)}")
     check_optimizer(options.optimizer)
+    model = model or str(getattr(lm, "model", ""))
     train, dev = _sets(trainset, devset, options)
     metric_name = options.metric_name(module)
     metric = get_metric(metric_name, judges)
@@ -534,7 +535,7 @@ def _worth_saving(report: CompileReport, save_ties: bool) -> bool:
 
 def _meta(report: CompileReport, model: str, train: list[Any], dev: list[Any]) -> dict[str, Any]:
     return {
-        "model": model or str(getattr(report, "model", "")),
+        "model": model,
         "optimizer": report.optimizer,
         "metric": report.metric,
         "trainset_hash": dataset_hash(train),
