@@ -27,6 +27,7 @@ import atexit
 import copy
 import datetime as dt
 import fnmatch
+import heapq
 import json
 import math
 import re
@@ -157,6 +158,16 @@ class _Database:
         self.classes: dict[str, dict[str, Any]] = {}
         self.tenants: dict[str, dict[str, str]] = {}
         self.shards: dict[tuple[str, str], dict[str, StoredObject]] = {}
+        self.version = 0  # bumped by every write; keys the search caches below
+        self.cache: dict[tuple[Any, ...], tuple[int, Any]] = {}
+
+    def cached(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """`build()` memoised until the next write."""
+        hit = self.cache.get(key)
+        if hit is None or hit[0] != self.version:
+            hit = (self.version, build())
+            self.cache[key] = hit
+        return hit[1]
 
     def shard(self, cls: str, tenant: str, *, create: bool = False) -> dict[str, StoredObject]:
         """Objects of one class + tenant; raises LookupError for an unknown class or tenant."""
@@ -374,6 +385,7 @@ class WeaviateTestServer:
                 del db.tenants[name]
                 for key in [k for k in db.shards if k[0] == name]:
                     del db.shards[key]
+                db.version += 1
             return 200, db.classes.get(name)
         if parts[1] == "tenants":
             return self._tenants(method, name, parts[2:], body)
@@ -390,6 +402,7 @@ class WeaviateTestServer:
             for name in body or []:
                 tenants.pop(name, None)
                 self.db.shards.pop((cls, name), None)
+            self.db.version += 1
             return 200, None
         for item in body or []:  # POST creates, PUT updates status
             tenants[item["name"]] = _status_in(item.get("activityStatus"))
@@ -485,6 +498,7 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
                 shard = self.db.shard(obj.collection, obj.tenant, create=True)
                 _check_dims(shard, vector)
                 shard[obj.uuid] = StoredObject(obj.uuid, props, vector)
+                self.db.version += 1
             except (LookupError, ValueError) as exc:
                 errors.append((index, str(exc).strip("'\"")))
         return errors
@@ -495,10 +509,12 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
         def run() -> Any:
             shard = self.db.shard(request.collection, request.tenant)
             cls = self.db.classes[request.collection]
-            hits = [o for o in shard.values() if _matches(request.filters, o, cls)]
+            passes = _predicate(request.filters, cls)
+            hits = [o for o in shard.values() if passes(o)]
             if not request.dry_run:
                 for obj in hits[:MAX_RESULTS]:
                     del shard[obj.uuid]
+                self.db.version += 1
             done = min(len(hits), MAX_RESULTS)
             return batch_delete_pb2.BatchDeleteReply(
                 took=0.0, failed=0, matches=len(hits), successful=done,
@@ -538,9 +554,11 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
         def run() -> Any:
             shard = self.db.shard(request.collection, request.tenant)
             cls = self.db.classes[request.collection]
-            has_filter = request.HasField("filters")
-            count = sum(1 for o in shard.values() if not has_filter or
-                        _matches(request.filters, o, cls))
+            if request.HasField("filters"):
+                passes = _predicate(request.filters, cls)
+                count = sum(1 for o in shard.values() if passes(o))
+            else:
+                count = len(shard)
             return aggregate_pb2.AggregateReply(
                 took=0.0, single_result=aggregate_pb2.AggregateReply.Single(objects_count=count)
             )
@@ -691,44 +709,52 @@ def _coerce(kind: str, value: Any) -> Any:
     return value
 
 
-def _matches(flt: Any, obj: StoredObject, cls: dict[str, Any]) -> bool:
-    """Whether `obj` passes a base_pb2.Filters (the operators the adapter emits)."""
-    ops = type(flt).Operator
-    op = flt.operator
-    if op == ops.Value("OPERATOR_AND"):
-        return all(_matches(f, obj, cls) for f in flt.filters)
-    if op == ops.Value("OPERATOR_OR"):
-        return any(_matches(f, obj, cls) for f in flt.filters)
-    if op == ops.Value("OPERATOR_NOT"):
-        return not all(_matches(f, obj, cls) for f in flt.filters)
+def _predicate(flt: Any, cls: dict[str, Any]) -> Callable[[StoredObject], bool]:
+    """A base_pb2.Filters (the operators the adapter emits) as a test on stored objects."""
+    op = type(flt).Operator.Name(flt.operator)
+    if op in ("OPERATOR_AND", "OPERATOR_OR", "OPERATOR_NOT"):
+        parts = [_predicate(f, cls) for f in flt.filters]
+        if op == "OPERATOR_AND":
+            return lambda obj: all(p(obj) for p in parts)
+        if op == "OPERATOR_OR":
+            return lambda obj: any(p(obj) for p in parts)
+        return lambda obj: not all(p(obj) for p in parts)
     prop = flt.target.property if flt.HasField("target") else (flt.on[0] if flt.on else "")
-    kind: str = "text"
-    have: Any = obj.uuid
-    if prop != "_id":
-        found = _prop_types(cls).get(prop)
-        if found is None:
-            raise ValueError(f"no such prop with name '{prop}' found in class '{cls['class']}'")
-        kind, have = found, obj.properties.get(prop)
+    kind = "text" if prop == "_id" else _prop_types(cls).get(prop)
+    if kind is None:
+        raise ValueError(f"no such prop with name '{prop}' found in class '{cls['class']}'")
     want = _filter_value(flt)
-    if op == ops.Value("OPERATOR_IS_NULL"):
-        return (have is None) == bool(want)
-    if have is None:
-        return False
-    items = [_coerce(kind, v) for v in (have if isinstance(have, list) else [have])]
-    wants = [_coerce(kind, v) for v in (want if isinstance(want, list) else [want])]
-    return _compare(ops.Name(op), items, wants)
+    test = _comparison(op, [_coerce(kind, v) for v in _as_list(want)])
+
+    def check(obj: StoredObject) -> bool:
+        have = obj.uuid if prop == "_id" else obj.properties.get(prop)
+        if op == "OPERATOR_IS_NULL":
+            return (have is None) == bool(want)
+        if have is None:
+            return False
+        return test([_coerce(kind, v) for v in _as_list(have)])
+
+    return check
 
 
-def _compare(op: str, items: list[Any], wants: list[Any]) -> bool:
-    if op == "OPERATOR_CONTAINS_ANY":
-        return any(w in items for w in wants)
-    if op == "OPERATOR_CONTAINS_ALL":
-        return all(w in items for w in wants)
-    if op == "OPERATOR_CONTAINS_NONE":
-        return not any(w in items for w in wants)
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _comparison(op: str, wants: list[Any]) -> Callable[[list[Any]], bool]:
+    """A test on an object's value(s) for one leaf operator."""
+    if op in ("OPERATOR_CONTAINS_ANY", "OPERATOR_CONTAINS_ALL", "OPERATOR_CONTAINS_NONE"):
+        wanted = set(wants)
+        if op == "OPERATOR_CONTAINS_ANY":
+            return lambda items: not wanted.isdisjoint(items)
+        if op == "OPERATOR_CONTAINS_ALL":
+            return lambda items: wanted <= set(items)
+        return lambda items: wanted.isdisjoint(items)
+    if op == "OPERATOR_IS_NULL":
+        return lambda items: True  # decided in the caller
     want = wants[0]
     if op == "OPERATOR_LIKE":
-        return any(fnmatch.fnmatchcase(str(i), str(want)) for i in items)
+        return lambda items: any(fnmatch.fnmatchcase(str(i), str(want)) for i in items)
     tests: dict[str, Callable[[Any], bool]] = {
         "OPERATOR_EQUAL": lambda i: i == want,
         "OPERATOR_NOT_EQUAL": lambda i: i != want,
@@ -739,7 +765,8 @@ def _compare(op: str, items: list[Any], wants: list[Any]) -> bool:
     }
     if op not in tests:
         raise ValueError(f"operator {op} is not supported by the test server")
-    return any(tests[op](i) for i in items)
+    single = tests[op]
+    return lambda items: any(single(i) for i in items)
 
 
 # -- search ---------------------------------------------------------------------------------------
@@ -747,25 +774,64 @@ def _compare(op: str, items: list[Any], wants: list[Any]) -> bool:
 Hit = tuple[StoredObject, dict[str, float]]
 
 
+@dataclass
+class _Shard:
+    """One class + tenant at search time, with its BM25 statistics and vectors cached."""
+
+    db: _Database
+    cls: dict[str, Any]
+    tenant: str
+    objects: dict[str, StoredObject]
+
+    def bm25_stats(self, prop: str) -> tuple[dict[str, Counter[str]], dict[str, int], Counter[str]]:
+        """(term counts per object, token count per object, document frequency) of `prop`."""
+
+        def build() -> tuple[dict[str, Counter[str]], dict[str, int], Counter[str]]:
+            tokens = {u: _prop_tokens(o, prop) for u, o in self.objects.items()}
+            df: Counter[str] = Counter(t for toks in tokens.values() for t in set(toks))
+            return {u: Counter(t) for u, t in tokens.items()}, {
+                u: len(t) for u, t in tokens.items()
+            }, df
+
+        return self.db.cached(("bm25", self.cls["class"], self.tenant, prop), build)  # type: ignore[no-any-return]
+
+    def vectors(self) -> tuple[dict[str, int], np.ndarray]:
+        """(row of each object with a vector, unit-normalised float64 matrix)."""
+
+        def build() -> tuple[dict[str, int], np.ndarray]:
+            have = [(u, o.vector) for u, o in self.objects.items() if o.vector is not None]
+            if not have:
+                return {}, np.zeros((0, 0))
+            if len({len(v) for _, v in have}) > 1:
+                raise ValueError("objects have vectors of different lengths")
+            matrix = np.stack([v for _, v in have]).astype(np.float64)
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            matrix = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+            return {u: i for i, (u, _) in enumerate(have)}, matrix
+
+        return self.db.cached(("vectors", self.cls["class"], self.tenant), build)  # type: ignore[no-any-return]
+
+
 def _search(db: _Database, request: Any) -> list[Hit]:
-    shard = db.shard(request.collection, request.tenant)
-    cls = db.classes[request.collection]
-    objects = list(shard.values())
+    shard = _Shard(db, db.classes[request.collection], request.tenant,
+                   db.shard(request.collection, request.tenant))
+    objects = list(shard.objects.values())
     if request.HasField("filters"):
-        objects = [o for o in objects if _matches(request.filters, o, cls)]
+        passes = _predicate(request.filters, shard.cls)
+        objects = [o for o in objects if passes(o)]
     limit = min(request.limit or DEFAULT_LIMIT, MAX_RESULTS)
     if request.HasField("bm25_search"):
         bm = request.bm25_search
-        hits = _bm25(objects, list(shard.values()), bm.query, list(bm.properties), cls)
+        hits = _bm25(shard, objects, bm.query, list(bm.properties))
     elif request.HasField("near_vector"):
         nv = request.near_vector
         query = _decode_vector(nv.vector_bytes, nv.vectors, nv.vector)
-        hits = _near_vector(objects, query)
+        hits = _near_vector(shard, objects, query, top=request.offset + limit)
         if nv.HasField("distance"):
             hits = [h for h in hits if h[1]["distance"] <= nv.distance]
     elif request.HasField("hybrid_search"):
         depth = max(request.offset + limit, HYBRID_LEG_RESULTS)
-        hits = _hybrid(objects, list(shard.values()), request.hybrid_search, cls, depth)
+        hits = _hybrid(shard, objects, request.hybrid_search, depth)
     else:
         objects.sort(key=lambda o: o.uuid)
         if request.after:
@@ -774,34 +840,30 @@ def _search(db: _Database, request: Any) -> list[Hit]:
     return hits[request.offset : request.offset + limit]
 
 
-def _near_vector(objects: list[StoredObject], query: np.ndarray | None) -> list[Hit]:
+def _near_vector(
+    shard: _Shard, objects: list[StoredObject], query: np.ndarray | None, top: int | None = None
+) -> list[Hit]:
+    """The `top` (default all) objects nearest to `query` by cosine distance (ties by uuid)."""
     if query is None:
         raise ValueError("near_vector needs a vector")
+    rows, matrix = shard.vectors()
+    if not rows:
+        return []
+    if matrix.shape[1] != len(query):
+        raise ValueError(f"vector lengths don't match: {len(query)} vs {matrix.shape[1]}")
     q = query.astype(np.float64)
-    qn = float(np.linalg.norm(q)) or 1.0
-    hits: list[Hit] = []
-    for obj in objects:
-        if obj.vector is None:
-            continue
-        if len(obj.vector) != len(q):
-            raise ValueError(
-                f"vector lengths don't match: {len(q)} vs {len(obj.vector)}"
-            )
-        v = obj.vector.astype(np.float64)
-        cos = float(q @ v) / (qn * (float(np.linalg.norm(v)) or 1.0))
-        hits.append((obj, {"distance": 1.0 - cos}))
-    hits.sort(key=lambda h: (h[1]["distance"], h[0].uuid))
-    return hits
+    q = q / (float(np.linalg.norm(q)) or 1.0)
+    cosine = (matrix @ q).tolist()
+    hits = [(o, {"distance": 1.0 - cosine[rows[o.uuid]]}) for o in objects if o.uuid in rows]
+    order: Callable[[Hit], tuple[float, str]] = lambda h: (h[1]["distance"], h[0].uuid)  # noqa: E731
+    return sorted(hits, key=order) if top is None else heapq.nsmallest(top, hits, key=order)
 
 
 def _bm25(
-    objects: list[StoredObject],
-    corpus: list[StoredObject],
-    query: str,
-    properties: list[str],
-    cls: dict[str, Any],
+    shard: _Shard, objects: list[StoredObject], query: str, properties: list[str]
 ) -> list[Hit]:
     """BM25 (FTS5's idf) of `query` over `properties`, statistics from the whole shard."""
+    cls = shard.cls
     config = cls["invertedIndexConfig"]["bm25"]
     k1, b = float(config["k1"]), float(config["b"])
     types = _prop_types(cls)
@@ -812,20 +874,18 @@ def _bm25(
     terms = list(dict.fromkeys(tokenize(query)))  # each query term counts once
     scores: dict[str, float] = {}
     for prop in props:
-        docs = {o.uuid: _prop_tokens(o, prop) for o in corpus}
-        n_docs = len(docs)
-        avgdl = (sum(len(t) for t in docs.values()) / n_docs) if n_docs else 0.0
-        df = Counter(t for tokens in docs.values() for t in set(tokens))
+        counts, lengths, df = shard.bm25_stats(prop)
+        n_docs = len(lengths)
+        avgdl = (sum(lengths.values()) / n_docs) if n_docs else 0.0
+        idf = {t: max(math.log((n_docs - df[t] + 0.5) / (df[t] + 0.5)), 1e-6) for t in terms}
         for obj in objects:
-            tokens = docs[obj.uuid]
-            tf = Counter(tokens)
+            tf = counts[obj.uuid]
+            norm = 1 - b + b * (lengths[obj.uuid] / avgdl if avgdl else 0.0)
             for term in terms:
                 f = tf.get(term, 0)
-                if not f:
-                    continue
-                idf = max(math.log((n_docs - df[term] + 0.5) / (df[term] + 0.5)), 1e-6)
-                norm = 1 - b + b * (len(tokens) / avgdl if avgdl else 0.0)
-                scores[obj.uuid] = scores.get(obj.uuid, 0.0) + idf * f * (k1 + 1) / (f + k1 * norm)
+                if f:
+                    gain = idf[term] * f * (k1 + 1) / (f + k1 * norm)
+                    scores[obj.uuid] = scores.get(obj.uuid, 0.0) + gain
     by_id = {o.uuid: o for o in objects}
     ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
     return [(by_id[u], {"score": s}) for u, s in ranked]
@@ -847,18 +907,12 @@ def _min_max(values: list[float]) -> list[float]:
     return [(v - lo) / (hi - lo) for v in values]
 
 
-def _hybrid(
-    objects: list[StoredObject],
-    corpus: list[StoredObject],
-    hybrid: Any,
-    cls: dict[str, Any],
-    depth: int,
-) -> list[Hit]:
+def _hybrid(shard: _Shard, objects: list[StoredObject], hybrid: Any, depth: int) -> list[Hit]:
     """Fuse a BM25 leg and a vector leg, each cut to its best `depth` candidates."""
     alpha = hybrid.alpha_param if hybrid.use_alpha_param else hybrid.alpha
     keyword: list[Hit] = []
     if alpha < 1:
-        keyword = _bm25(objects, corpus, hybrid.query, list(hybrid.properties), cls)[:depth]
+        keyword = _bm25(shard, objects, hybrid.query, list(hybrid.properties))[:depth]
     vector: list[Hit] = []
     if alpha > 0:
         nv = hybrid.near_vector if hybrid.HasField("near_vector") else None
@@ -869,10 +923,9 @@ def _hybrid(
         )
         if query is None:
             raise ValueError("hybrid search without a vector needs a vectorizer module")
-        vector = _near_vector(objects, query)
+        vector = _near_vector(shard, objects, query, top=depth)
         if hybrid.HasField("vector_distance"):
             vector = [h for h in vector if h[1]["distance"] <= hybrid.vector_distance]
-        vector = vector[:depth]
     ranked = type(hybrid).FusionType.Value("FUSION_TYPE_RANKED") == hybrid.fusion_type
     legs = [
         ([h[0] for h in keyword], [h[1]["score"] for h in keyword], 1 - alpha),
