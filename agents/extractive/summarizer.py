@@ -8,6 +8,7 @@ say the same thing twice; the chosen sentences are printed in document order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from agents.extractive.text import (
 )
 from agents.roles import SectionSummary, SummaryLength
 from core.embedders import Embedder, normalize
+
+_WORDY = re.compile(r"[A-Za-z]{2}")
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ class SentenceRanker:
 
     def select(self, text: str, heading: str, budget: Budget) -> list[Sentence]:
         """The MMR choice of sentences within `budget`, in document order."""
-        sentences = split_sentences(text)
+        sentences = [s for s in split_sentences(text) if _WORDY.search(s.clean)]
         if len(sentences) <= 1:
             return sentences[: budget.sentences]
         vectors = self.vectors(sentences)
@@ -147,7 +150,8 @@ class ExtractiveMapSummarizer:
 
     def summarize(self, text: str, heading: str, length: SummaryLength) -> str:
         chosen = self.ranker.select(text, heading, MAP_BUDGETS[length])
-        return " ".join(s.clean for s in chosen)
+        # one sentence per paragraph, so a later step splits them exactly as chosen
+        return "\n\n".join(s.clean for s in chosen)
 
     async def asummarize(self, text: str, heading: str, length: SummaryLength) -> str:
         return self.summarize(text, heading, length)
@@ -178,16 +182,20 @@ class ExtractiveReduceSummarizer:
 
     def combine(self, title: str, sections: Sequence[SectionSummary], length: SummaryLength) -> str:
         merged = merge_sections(sections)
-        everything = "\n\n".join(s.summary for s in merged)
-        overview = self.ranker.select(everything, title, OVERVIEW_BUDGETS[length])
-        lines = ["## Overview", "", " ".join(s.clean for s in overview) or "(nothing to say)"]
+        body: list[str] = []
+        leads: list[str] = []
         for section in merged:
             points = self.ranker.select(section.summary, section.heading, POINT_BUDGETS[length])
             if not points:
                 continue
-            lines += ["", f"### {section.heading or title or 'Document'}", ""]
-            lines += [f"- {p.clean}" for p in points]
-        return "\n".join(lines) + "\n"
+            leads.append(points[0].clean)
+            body += ["", f"### {section.heading or title or 'Document'}", ""]
+            body += [f"- {p.clean}" for p in points]
+        # the overview picks among the sections' lead points, so it spans the whole document
+        pool = "\n\n".join(leads) if len(leads) > 1 else "\n\n".join(s.summary for s in merged)
+        overview = self.ranker.select(pool, title, OVERVIEW_BUDGETS[length])
+        lines = ["## Overview", "", " ".join(s.clean for s in overview) or "(nothing to say)"]
+        return "\n".join(lines + body) + "\n"
 
     async def acombine(
         self, title: str, sections: Sequence[SectionSummary], length: SummaryLength

@@ -37,6 +37,7 @@ _CODE_TOKEN = re.compile(
     r"|\d+(?:\.\d+)?"
 )
 _ROLE = re.compile(r":[\w:.+-]+:`(?:[^`<]*<)?([^`>]+)>?`")
+_FOOTNOTE = re.compile(r"\s*\[(?:#|\*|\d+|#\w+)\]_")
 _LITERAL = re.compile(r"``([^`]+)``")
 _EMPH = re.compile(r"(\*\*|\*)([^*\n]+)\1")
 _LINK = re.compile(r"`([^`<]+?)\s*(?:<[^>]+>)?`_{1,2}")
@@ -92,6 +93,7 @@ class Sentence:
 
 def clean_markup(text: str) -> str:
     """Strip inline reST/Markdown markup (roles, literals, emphasis, links)."""
+    text = _FOOTNOTE.sub("", text)
     text = _ROLE.sub(lambda m: m.group(1).lstrip("~!"), text)
     text = _LITERAL.sub(r"\1", text)
     text = _LINK.sub(r"\1", text)
@@ -190,7 +192,7 @@ def _split_prose(paragraph: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _blocks(text: str) -> Iterable[tuple[str, str]]:
+def blocks(text: str) -> Iterable[tuple[str, str]]:
     """Yield ('prose', paragraph) and ('code', block) pieces of a text, in order."""
     lines = text.splitlines()
     i, n = 0, len(lines)
@@ -248,7 +250,7 @@ def _blocks(text: str) -> Iterable[tuple[str, str]]:
             if name in _CODE_DIRECTIVES:
                 yield "code", _dedent(inner)
             elif name in _PROSE_DIRECTIVES:
-                yield from _blocks(_dedent(_drop_fields(inner)))
+                yield from blocks(_dedent(_drop_fields(inner)))
             i, expect_code = j, False
             continue
         if _COMMENT.match(line) and not para:
@@ -296,7 +298,7 @@ def split_sentences(text: str) -> list[Sentence]:
     """The prose sentences of `text`, in order, each with the code block it introduces."""
     sentences: list[Sentence] = []
     paragraph = 0
-    for kind, block in _blocks(text):
+    for kind, block in blocks(text):
         if kind == "code":
             if sentences and sentences[-1].code is None and block.strip():
                 last = sentences[-1]

@@ -1,0 +1,471 @@
+"""`build_summarizer()`: summarize documents of any length.
+
+    START -> load -> split -> plan ─┬─ stuff ─────────────────────────┐
+                                    └─ Send(map) x chunks -> collect ─┴-> reduce -> finalize
+                                     Send(collapse) x groups <──┘ too big (tree)
+
+`plan` picks the strategy from the token budget of one call: *stuff* (the whole text fits one
+reduce call), *map-reduce* (chunk summaries fit one reduce call) or *tree* (partial summaries are
+collapsed level by level until they fit). Map and collapse tasks fan out with `Send` and run as
+async tasks, at most `max_concurrency` at once. With a checkpointer every finished map task is
+saved, so a run that fails half-way resumes with `invoke(None, config)` (same `thread_id`) and
+redoes only the chunks that had not finished. Sections keep their headings, so the reduce step
+writes an overview plus key points per section.
+
+Roles (map and reduce summarizers, extractive or DSPy) live in the run context, never in state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+from langgraph._internal._runnable import RunnableCallable
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from agents.extractive.text import clean_markup
+from agents.factory import SummarizerRoles
+from agents.roles import SectionSummary
+from core.documents import Document
+from core.errors import ConfigError, IngestError
+from graphs.summarizer_state import (
+    MapTask,
+    SummarizerContext,
+    SummarizerInput,
+    SummarizerOutput,
+    SummarizerState,
+)
+from graphs.usage import metered
+
+log = structlog.get_logger(__name__)
+
+# Tokens a map summary takes, per length: how `plan` predicts whether partials fit one call.
+MAP_OUTPUT_TOKENS = {"short": 80, "medium": 160, "long": 280}
+DEFAULT_BUDGET = {"extractive": 32_000, "openai": 8_000}
+MAX_SECTIONS = 12  # more distinct second-level headings than this: group by the first level
+LENGTHS = ("short", "medium", "long")
+
+
+def _count_tokens(text: str) -> int:
+    from tools.ingest.chunking import count_tokens
+
+    return count_tokens(text)
+
+
+# ---------------------------------------------------------------- load and split
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
+    """Files named, plus the supported files under folders named (sorted), with their source
+    names (a folder's files are named relative to the folder's parent)."""
+    from tools.ingest.loaders import SUPPORTED_SUFFIXES
+
+    found: list[tuple[Path, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                if file.suffix.lower() in SUPPORTED_SUFFIXES:
+                    found.append((file, file.relative_to(path.parent).as_posix()))
+        else:
+            found.append((path, path.as_posix()))
+    return found
+
+
+def load(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
+    """Read the named files and folders; bad files are reported in `errors` and skipped."""
+    from tools.ingest.loaders import load_document
+
+    ctx = _context(runtime)
+    documents = [dict(d) for d in state.get("documents") or []]
+    errors: list[dict[str, Any]] = []
+    for path, source in expand_paths(state.get("paths") or []):
+        try:
+            doc = load_document(path, source=source)
+        except IngestError as exc:
+            log.warning("summarize.skip", source=source, error=str(exc))
+            errors.append({"source": source, "code": exc.code, "error": exc.message})
+            continue
+        documents.append(
+            {"source": doc.source, "title": doc.title, "text": doc.text,
+             "headings": [[o, list(h)] for o, h in doc.headings]}
+        )  # fmt: skip
+    return {
+        "documents": documents,
+        "errors": errors,
+        "sources": [d["source"] for d in documents],
+        "started_at": state.get("started_at") or ctx.clock(),
+        "length": state.get("length") or "medium",
+    }
+
+
+def _to_document(data: dict[str, Any]) -> Document:
+    headings = tuple((int(o), tuple(h)) for o, h in data.get("headings") or ())
+    title = data.get("title") or ""
+    if not headings:  # in-memory text: find its headings as the loader would
+        parsed_title, headings = _parse_headings(data["text"], data["source"])
+        title = title or parsed_title
+    title = title or Path(data["source"]).stem
+    return Document(source=data["source"], text=data["text"], title=title, headings=headings)
+
+
+def _parse_headings(text: str, source: str) -> tuple[str, tuple[tuple[int, tuple[str, ...]], ...]]:
+    """Title and heading offsets of reST (by suffix) or Markdown text."""
+    from tools.ingest import loaders
+
+    kind = "rst" if source.lower().endswith(".rst") else "markdown"
+    _, title, headings = loaders._PARSERS[kind](text, source)
+    return title, headings
+
+
+def _heading_path(title: str, heading_path: Sequence[str]) -> tuple[str, ...]:
+    path = tuple(clean_markup(h) for h in heading_path if h.strip())
+    if title and (not path or path[0] != title):
+        path = (title, *path)
+    return path or ("Document",)
+
+
+def split(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
+    """Token-sized, heading-aware chunks of every document, each with its section name."""
+    from tools.ingest.chunking import split_document
+
+    ctx = _context(runtime)
+    rows: list[dict[str, Any]] = []
+    for data in state.get("documents") or []:
+        if not str(data.get("text", "")).strip():
+            continue
+        doc = _to_document(data)
+        for chunk in split_document(doc, ctx.chunk_tokens, ctx.chunk_overlap):
+            path = _heading_path(clean_markup(doc.title), chunk.heading_path)
+            rows.append(
+                {"index": len(rows), "id": chunk.id, "source": chunk.source, "text": chunk.text,
+                 "heading": " > ".join(path), "path": list(path),
+                 "tokens": _count_tokens(chunk.text)}
+            )  # fmt: skip
+    _name_sections(rows)
+    return {"chunk_data": rows, "chunks": len(rows)}
+
+
+def _name_sections(rows: list[dict[str, Any]]) -> None:
+    """Section = the first two heading levels (one when that gives too many sections), without
+    the title every chunk shares."""
+    shared = len({r["path"][0] for r in rows}) == 1
+    paths = [r["path"][1:] if shared and len(r["path"]) > 1 else r["path"] for r in rows]
+    depth = 2 if len({tuple(p[:2]) for p in paths}) <= MAX_SECTIONS else 1
+    for row, path in zip(rows, paths, strict=True):
+        row["section"] = " > ".join(path[:depth])
+
+
+def plan(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
+    """Pick stuff, map-reduce or tree from the token budget of one call."""
+    ctx = _context(runtime)
+    rows = state.get("chunk_data") or []
+    total = sum(r["tokens"] for r in rows)
+    predicted = len(rows) * MAP_OUTPUT_TOKENS[state.get("length") or "medium"]
+    if total <= ctx.token_budget:
+        strategy = "stuff"
+    elif predicted <= ctx.token_budget:
+        strategy = "map-reduce"
+    else:
+        strategy = "tree"
+    log.info("summarize.plan", strategy=strategy, chunks=len(rows), tokens=total,
+             budget=ctx.token_budget)  # fmt: skip
+    return {"strategy": strategy, "total_tokens": total}
+
+
+def after_plan(state: SummarizerState) -> list[Send] | Literal["reduce", "finalize"]:
+    """Stuff goes straight to reduce; otherwise one map task per chunk."""
+    rows = state.get("chunk_data") or []
+    if not rows:
+        return "finalize"
+    if state.get("strategy") == "stuff":
+        return "reduce"
+    length = state.get("length") or "medium"
+    return [
+        Send("map", MapTask(level=0, index=r["index"], text=r["text"], heading=r["heading"],
+                            section=r["section"], length=length))
+        for r in rows
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- map and collapse
+
+
+def _partial(task: MapTask, summary: str, record: dict[str, Any]) -> dict[str, Any]:
+    entry = {
+        "level": task["level"], "index": task["index"], "heading": task["heading"],
+        "section": task["section"], "summary": summary.strip(),
+        "tokens": _count_tokens(summary),
+    }  # fmt: skip
+    return {"partials": [entry], "usage_log": [record]}
+
+
+def _map_node(name: str, default: SummarizerContext | None) -> RunnableCallable:
+    """One map (or collapse) task: summarize a chunk or a group of partial summaries."""
+
+    def run(task: MapTask, runtime: Runtime[Any]) -> dict[str, Any]:
+        roles = _context(runtime, default).roles
+        with structlog.contextvars.bound_contextvars(node=name), metered(name) as record:
+            summary = roles.map.summarize(task["text"], task["heading"], task["length"])
+        return _partial(task, summary, record)
+
+    async def arun(task: MapTask, runtime: Runtime[Any]) -> dict[str, Any]:
+        roles = _context(runtime, default).roles
+        with structlog.contextvars.bound_contextvars(node=name), metered(name) as record:
+            summary = await roles.map.asummarize(task["text"], task["heading"], task["length"])
+        return _partial(task, summary, record)
+
+    return RunnableCallable(run, arun, name=name, trace=False)
+
+
+def collect(state: SummarizerState) -> dict[str, Any]:
+    """Join point after a fan-out level (routing happens in `after_collect`)."""
+    return {}
+
+
+def top_level(partials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The partial summaries of the highest level, in document order."""
+    if not partials:
+        return []
+    level = max(p["level"] for p in partials)
+    return sorted((p for p in partials if p["level"] == level), key=lambda p: p["index"])
+
+
+def _section_name(sections: Sequence[str]) -> str:
+    unique = list(dict.fromkeys(s for s in sections if s))
+    if len(unique) <= 3:
+        return "; ".join(unique)
+    return f"{unique[0]} … {unique[-1]}"
+
+
+def group_partials(entries: Sequence[dict[str, Any]], budget: int) -> list[list[dict[str, Any]]]:
+    """Pack consecutive partial summaries into groups of at most `budget` tokens, preferring
+    to cut where the section changes."""
+    groups: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for entry in entries:
+        cost = entry["tokens"] + _count_tokens(entry["heading"]) + 4
+        new_section = bool(current) and entry["section"] != current[-1]["section"]
+        if current and (size + cost > budget or (new_section and size >= budget // 3)):
+            groups.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += cost
+    if current:
+        groups.append(current)
+    return groups
+
+
+def after_collect(
+    state: SummarizerState, runtime: Runtime[Any]
+) -> list[Send] | Literal["reduce"]:
+    """Reduce when the top level fits one call; else collapse it one level (tree)."""
+    ctx = _context(runtime)
+    entries = top_level(state.get("partials") or [])
+    tokens = sum(e["tokens"] + _count_tokens(e["heading"]) + 4 for e in entries)
+    level = entries[0]["level"] if entries else 0
+    if tokens <= ctx.token_budget or len(entries) <= 1 or level >= ctx.max_levels:
+        return "reduce"
+    length = state.get("length") or "medium"
+    sends = []
+    for index, group in enumerate(group_partials(entries, ctx.token_budget)):
+        text = "\n\n".join(e["summary"] for e in group if e["summary"])
+        section = _section_name([e["section"] for e in group])
+        sends.append(
+            Send("collapse", MapTask(level=level + 1, index=index, text=text, heading=section,
+                                     section=section, length=length))
+        )  # fmt: skip
+    return sends
+
+
+# ---------------------------------------------------------------- reduce and finalize
+
+
+def sections_for_reduce(state: SummarizerState) -> list[SectionSummary]:
+    """Stuff: the chunks' own text by section; otherwise the top level of partial summaries."""
+    if state.get("strategy") == "stuff":
+        return [SectionSummary(r["section"], r["text"]) for r in state.get("chunk_data") or []]
+    return [SectionSummary(e["section"], e["summary"]) for e in top_level(state["partials"])]
+
+
+def _title(state: SummarizerState) -> str:
+    if state.get("title"):
+        return str(state["title"])
+    documents = state.get("documents") or []
+    if len(documents) == 1:
+        return clean_markup(documents[0].get("title") or Path(documents[0]["source"]).stem)
+    return f"{len(documents)} documents"
+
+
+def _reduce_node(default: SummarizerContext | None) -> RunnableCallable:
+    def run(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
+        roles = _context(runtime, default).roles
+        sections = sections_for_reduce(state)
+        length = state.get("length") or "medium"
+        with structlog.contextvars.bound_contextvars(node="reduce"), metered("reduce") as record:
+            summary = roles.reduce.combine(_title(state), sections, length)
+        return {"summary": summary.strip(), "usage_log": [record]}
+
+    async def arun(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
+        roles = _context(runtime, default).roles
+        sections = sections_for_reduce(state)
+        length = state.get("length") or "medium"
+        with structlog.contextvars.bound_contextvars(node="reduce"), metered("reduce") as record:
+            summary = await roles.reduce.acombine(_title(state), sections, length)
+        return {"summary": summary.strip(), "usage_log": [record]}
+
+    return RunnableCallable(run, arun, name="reduce", trace=False)
+
+
+def finalize(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
+    """Totals: strategy actually used, chunk count, LLM calls, tokens, seconds, engine."""
+    ctx = _context(runtime)
+    usage = state.get("usage_log") or []
+    partials = state.get("partials") or []
+    levels = (max(p["level"] for p in partials) + 1) if partials else 0
+    strategy = state.get("strategy") or "stuff"
+    if strategy != "stuff":  # what actually happened: the plan predicts partial sizes
+        strategy = "tree" if levels > 1 else "map-reduce"
+    summary = state.get("summary") or ""
+    if not state.get("chunk_data"):
+        summary = "Nothing to summarize: no readable text was found."
+    return {
+        "summary": summary,
+        "strategy": strategy,
+        "levels": levels,
+        "chunks": len(state.get("chunk_data") or []),
+        "llm_calls": sum(int(u.get("llm_calls", 0)) for u in usage),
+        "tokens": sum(int(u.get("tokens_in", 0)) + int(u.get("tokens_out", 0)) for u in usage),
+        "seconds": round(ctx.clock() - (state.get("started_at") or ctx.clock()), 3),
+        "engine": ctx.roles.engine,
+    }
+
+
+# ---------------------------------------------------------------- graph
+
+
+_DEFAULT: dict[int, SummarizerContext] = {}
+
+
+def _context(runtime: Runtime[Any], default: SummarizerContext | None = None) -> SummarizerContext:
+    if runtime.context is not None:
+        return runtime.context  # type: ignore[no-any-return]
+    if default is None:
+        raise ConfigError("the summarizer graph needs its run context", setting="context")
+    return default
+
+
+def _with_default(
+    fn: Callable[[Any, Runtime[Any]], Any], default: SummarizerContext
+) -> Callable[[Any, Runtime[Any]], Any]:
+    """Bind the build-time context for runs that pass none."""
+
+    def node(state: Any, runtime: Runtime[Any]) -> Any:
+        if runtime.context is None:
+            runtime = runtime.override(context=default)
+        return fn(state, runtime)
+
+    node.__name__ = fn.__name__
+    node.__doc__ = fn.__doc__
+    return node
+
+
+def build_summarizer_graph(context: SummarizerContext, *, checkpointer: Any = None) -> Any:
+    """Compile the summarizer state machine over a run context."""
+    builder = StateGraph(
+        SummarizerState,
+        context_schema=SummarizerContext,
+        input_schema=SummarizerInput,
+        output_schema=SummarizerOutput,
+    )
+    builder.add_node("load", _with_default(load, context))
+    builder.add_node("split", _with_default(split, context))
+    builder.add_node("plan", _with_default(plan, context))
+    builder.add_node("map", _map_node("map", context))
+    builder.add_node("collect", collect)
+    builder.add_node("collapse", _map_node("collapse", context))
+    builder.add_node("reduce", _reduce_node(context))
+    builder.add_node("finalize", _with_default(finalize, context))
+    builder.add_edge(START, "load")
+    builder.add_edge("load", "split")
+    builder.add_edge("split", "plan")
+    builder.add_conditional_edges("plan", after_plan, ["map", "reduce", "finalize"])
+    builder.add_edge("map", "collect")
+    builder.add_edge("collapse", "collect")
+    builder.add_conditional_edges(
+        "collect", _with_default(after_collect, context), ["collapse", "reduce"]
+    )
+    builder.add_edge("reduce", "finalize")
+    builder.add_edge("finalize", END)
+    return builder.compile(checkpointer=checkpointer, name="ragloom-summarizer")
+
+
+def summarizer_roles(
+    settings: Any,
+    *,
+    llm: Any = None,
+    embedder: Any = None,
+    map_summarizer: Any = None,
+    reduce_summarizer: Any = None,
+) -> SummarizerRoles:
+    """The roles for the engine settings pick; explicit map/reduce roles win."""
+    from agents.factory import dspy_summarizer_roles, extractive_summarizer_roles
+
+    if map_summarizer is not None and reduce_summarizer is not None:
+        return SummarizerRoles(map_summarizer.engine, map_summarizer, reduce_summarizer)
+    if llm is None and settings.resolved_engine == "extractive":
+        roles = extractive_summarizer_roles(embedder)
+    else:
+        from core.llm import LLMGateway
+
+        gateway = llm if llm is not None else LLMGateway(settings.llm)
+        roles = dspy_summarizer_roles(gateway.dspy_lm(), settings)
+    return SummarizerRoles(
+        roles.engine, map_summarizer or roles.map, reduce_summarizer or roles.reduce
+    )
+
+
+def build_summarizer(
+    settings: Any = None,
+    *,
+    llm: Any = None,
+    map_summarizer: Any = None,
+    reduce_summarizer: Any = None,
+    embedder: Any = None,
+    checkpointer: Any = None,
+    max_concurrency: int = 8,
+    token_budget: int | None = None,
+    chunk_tokens: int = 512,
+    chunk_overlap: int = 0,
+    clock: Callable[[], float] | None = None,
+) -> Any:
+    """A compiled LangGraph summarizer.
+
+    The engine comes from `settings` (extractive with no key; DSPy modules through the gateway
+    when a key or base URL is set, or when `llm`, an `LLMGateway`, is given); `map_summarizer` /
+    `reduce_summarizer` override the roles. `token_budget` is what one call may read (default:
+    8,000 tokens for an LLM, 32,000 for the extractive engine). Pass a checkpointer to make runs
+    resumable (then give a `thread_id`); None or False compiles without one.
+
+    Use: `graph.invoke({"paths": ["docs/"], "length": "medium"})` or `await graph.ainvoke(...)`
+    (async runs map tasks concurrently, at most `max_concurrency` at once).
+    """
+    from core.settings import load_settings
+
+    settings = settings or load_settings()
+    roles = summarizer_roles(
+        settings, llm=llm, embedder=embedder, map_summarizer=map_summarizer,
+        reduce_summarizer=reduce_summarizer,
+    )  # fmt: skip
+    budget = token_budget or DEFAULT_BUDGET.get(roles.engine, DEFAULT_BUDGET["openai"])
+    context = SummarizerContext(
+        roles=roles, token_budget=budget, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+        **({"clock": clock} if clock else {}),
+    )  # fmt: skip
+    graph = build_summarizer_graph(context, checkpointer=checkpointer or None)
+    return graph.with_config(max_concurrency=max_concurrency, recursion_limit=64)
