@@ -25,12 +25,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.embedders import LocalEmbedder
+from core.logging import configure_logging
 from core.testing.embedders import HashingEmbedder
 from tools.ingest import ingest_paths
 from tools.stores.embedded import EmbeddedStore
 
 
 def main() -> None:
+    configure_logging("WARNING")  # logs to stderr; stdout carries only the JSON
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--store", type=Path, required=True, help="overwritten")

@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.documents import Chunk, make_chunk_id
+from core.logging import configure_logging
 from tools.stores.embedded import EmbeddedStore, single_thread_blas
 
 
@@ -215,6 +216,7 @@ def measure_pydocs(path: Path, count: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    configure_logging("WARNING")  # logs to stderr; stdout carries only the JSON
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
