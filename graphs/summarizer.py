@@ -17,6 +17,7 @@ Roles (map and reduce summarizers, extractive or DSPy) live in the run context, 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -261,9 +262,7 @@ def group_partials(entries: Sequence[dict[str, Any]], budget: int) -> list[list[
     return groups
 
 
-def after_collect(
-    state: SummarizerState, runtime: Runtime[Any]
-) -> list[Send] | Literal["reduce"]:
+def after_collect(state: SummarizerState, runtime: Runtime[Any]) -> list[Send] | Literal["reduce"]:
     """Reduce when the top level fits one call; else collapse it one level (tree)."""
     ctx = _context(runtime)
     entries = top_level(state.get("partials") or [])
@@ -360,9 +359,7 @@ def _context(runtime: Runtime[Any], default: SummarizerContext | None = None) ->
     return default
 
 
-def _with_default(
-    fn: Callable[[Any, Runtime[Any]], Any], default: SummarizerContext
-) -> Callable[[Any, Runtime[Any]], Any]:
+def _with_default(fn: Callable[[Any, Runtime[Any]], Any], default: SummarizerContext) -> Any:
     """Bind the build-time context for runs that pass none."""
 
     def node(state: Any, runtime: Runtime[Any]) -> Any:
@@ -465,7 +462,7 @@ def build_summarizer(
     budget = token_budget or DEFAULT_BUDGET.get(roles.engine, DEFAULT_BUDGET["openai"])
     context = SummarizerContext(
         roles=roles, token_budget=budget, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
-        **({"clock": clock} if clock else {}),
+        clock=clock or time.time,
     )  # fmt: skip
     graph = build_summarizer_graph(context, checkpointer=checkpointer or None)
     return graph.with_config(max_concurrency=max_concurrency, recursion_limit=64)

@@ -56,7 +56,7 @@ class MapTask(TypedDict):
     text: str
     heading: str
     section: str
-    length: str
+    length: Literal["short", "medium", "long"]
 
 
 class SummarizerState(TypedDict, total=False):

@@ -24,7 +24,9 @@ from agents.extractive.text import (
 from agents.roles import SectionSummary, SummaryLength
 from core.embedders import Embedder, normalize
 
+NEAR_DUPLICATE = 0.8  # cosine similarity above which two sentences say the same thing
 _WORDY = re.compile(r"[A-Za-z]{2}")
+_DANGLING = re.compile(r"^(It|They|This|These|Those|He|She|Its|Their|Such|Also|However)\b")
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def _scale(values: np.ndarray) -> np.ndarray:
 class SentenceRanker:
     """Scores and selects sentences of one text."""
 
-    def __init__(self, embedder: Embedder | None = None, diversity: float = 0.3) -> None:
+    def __init__(self, embedder: Embedder | None = None, diversity: float = 0.2) -> None:
         self.embedder = embedder
         self.diversity = diversity
 
@@ -94,8 +96,9 @@ class SentenceRanker:
         centroid = normalize(vectors.mean(axis=0, keepdims=True))[0]
         central = _scale(np.clip(vectors @ centroid, 0, None))
         rank = _textrank(vectors @ vectors.T) if n > 2 else np.ones(n)
+        # position prior (lead sentences and paragraph openers carry the gist): 1/(1+i)
         position = np.array(
-            [1.0 / np.sqrt(1.0 + s.position) + (0.35 if s.first_in_paragraph else 0.0)
+            [1.0 / (1.0 + s.position) + (0.35 if s.first_in_paragraph else 0.0)
              for s in sentences]
         )  # fmt: skip
         position = _scale(position)
@@ -103,11 +106,13 @@ class SentenceRanker:
         topical = np.array(
             [len(head & set(terms(s.text))) / len(head) if head else 0.0 for s in sentences]
         )
-        score = 0.4 * central + 0.25 * rank + 0.25 * position + 0.1 * topical
+        score = 0.3 * central + 0.15 * rank + 0.45 * position + 0.1 * topical
         for i, s in enumerate(sentences):
             words = len(s.text.split())
-            if words < 5 or s.text.rstrip().endswith(":"):
+            if words < 4 or s.text.rstrip().endswith(":"):
                 score[i] *= 0.5  # fragments and "For example:" lead-ins say little alone
+            if _DANGLING.match(s.text):
+                score[i] *= 0.8  # "They are ..." needs the sentence before it
             if words > 60:
                 score[i] *= 0.7
             if is_meta_instruction(s.text):
@@ -135,6 +140,8 @@ class SentenceRanker:
             length = len(sentences[best].text.split())
             if chosen and words + length > budget.words:
                 continue
+            if any(sim[best, j] > NEAR_DUPLICATE for j in chosen):
+                continue  # says what a chosen sentence already says
             chosen.append(best)
             words += length
         return [sentences[i] for i in sorted(chosen)]
@@ -145,7 +152,7 @@ class ExtractiveMapSummarizer:
 
     engine = "extractive"
 
-    def __init__(self, embedder: Embedder | None = None, diversity: float = 0.3) -> None:
+    def __init__(self, embedder: Embedder | None = None, diversity: float = 0.2) -> None:
         self.ranker = SentenceRanker(embedder, diversity)
 
     def summarize(self, text: str, heading: str, length: SummaryLength) -> str:
@@ -177,7 +184,7 @@ class ExtractiveReduceSummarizer:
 
     engine = "extractive"
 
-    def __init__(self, embedder: Embedder | None = None, diversity: float = 0.3) -> None:
+    def __init__(self, embedder: Embedder | None = None, diversity: float = 0.2) -> None:
         self.ranker = SentenceRanker(embedder, diversity)
 
     def combine(self, title: str, sections: Sequence[SectionSummary], length: SummaryLength) -> str:

@@ -62,6 +62,10 @@ _PROSE_DIRECTIVES = frozenset(
     staticmethod abstractmethod coroutinemethod coroutinefunction opcode cmdoption option
     envvar impl-detail topic sidebar rubric""".split()  # noqa: SIM905
 )
+_NOTE_DIRECTIVES = frozenset(
+    """note warning tip important caution attention hint danger error admonition seealso
+    impl-detail topic sidebar rubric""".split()  # noqa: SIM905
+)
 _CODE_DIRECTIVES = frozenset({"code-block", "code", "sourcecode", "doctest", "testcode"})
 
 # Sentences that talk to the assistant instead of about the subject (prompt injection).
@@ -84,6 +88,7 @@ class Sentence:
     paragraph: int  # index of the paragraph it belongs to
     first_in_paragraph: bool = False
     code: str | None = None  # a literal block introduced by this sentence
+    kind: str = "prose"  # 'prose', 'entry' (inside an API entry) or 'note' (an admonition)
 
     @property
     def clean(self) -> str:
@@ -192,8 +197,10 @@ def _split_prose(paragraph: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def blocks(text: str) -> Iterable[tuple[str, str]]:
-    """Yield ('prose', paragraph) and ('code', block) pieces of a text, in order."""
+def blocks(text: str, prose: str = "prose") -> Iterable[tuple[str, str]]:
+    """Yield (kind, piece) pairs of a text in order: kind is 'code' for literal blocks, else
+    'prose' for running text, 'entry' for the body of an API entry (function, class, ...) and
+    'note' for admonitions."""
     lines = text.splitlines()
     i, n = 0, len(lines)
     para: list[str] = []
@@ -201,7 +208,7 @@ def blocks(text: str) -> Iterable[tuple[str, str]]:
 
     def flush() -> Iterable[tuple[str, str]]:
         if para:
-            yield "prose", "\n".join(para)
+            yield prose, "\n".join(para)
             para.clear()
 
     while i < n:
@@ -250,7 +257,8 @@ def blocks(text: str) -> Iterable[tuple[str, str]]:
             if name in _CODE_DIRECTIVES:
                 yield "code", _dedent(inner)
             elif name in _PROSE_DIRECTIVES:
-                yield from blocks(_dedent(_drop_fields(inner)))
+                kind = "note" if name in _NOTE_DIRECTIVES else "entry"
+                yield from blocks(_dedent(_drop_fields(inner)), kind if prose == "prose" else prose)
             i, expect_code = j, False
             continue
         if _COMMENT.match(line) and not para:
@@ -303,7 +311,12 @@ def split_sentences(text: str) -> list[Sentence]:
             if sentences and sentences[-1].code is None and block.strip():
                 last = sentences[-1]
                 sentences[-1] = Sentence(
-                    last.text, last.position, last.paragraph, last.first_in_paragraph, block
+                    last.text,
+                    last.position,
+                    last.paragraph,
+                    last.first_in_paragraph,
+                    block,
+                    last.kind,
                 )
             continue
         prose = _BULLET.sub("", block.strip(), count=1)
@@ -312,7 +325,7 @@ def split_sentences(text: str) -> list[Sentence]:
         for k, sentence in enumerate(_split_prose(prose)):
             if not re.search(r"[A-Za-z]{2}", sentence):
                 continue
-            sentences.append(Sentence(sentence, len(sentences), paragraph, k == 0))
+            sentences.append(Sentence(sentence, len(sentences), paragraph, k == 0, None, kind))
         paragraph += 1
     return sentences
 

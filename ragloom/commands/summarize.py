@@ -117,8 +117,7 @@ def run_summarize(
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")
         err.print(f"[dim]written to {out}[/dim]")
-    if as_json or out is None:
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
     if not as_json:
         err.print(
             f"[dim]{result.get('strategy')} · {result.get('chunks')} chunks · "

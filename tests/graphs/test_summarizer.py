@@ -189,6 +189,7 @@ async def test_llm_stuff_is_one_call_and_tree_collapses() -> None:
     assert "Collapsed" in input_field(reduce_bodies[-1], "sections")
 
 
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 async def test_a_failed_run_resumes_and_redoes_only_unfinished_chunks() -> None:
     llm = ScriptedSummarizerLLM(delay=0.02, fail_part=5)
     config = {"configurable": {"thread_id": "resume-1"}}
