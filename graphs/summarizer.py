@@ -96,11 +96,16 @@ def load(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
              "headings": [[o, list(h)] for o, h in doc.headings]}
         )  # fmt: skip
     return {
-        "documents": documents,
+        "loaded": documents,
+        "documents": [],  # inputs are consumed: a later run on this thread starts afresh
+        "paths": [],
         "errors": errors,
         "sources": [d["source"] for d in documents],
-        "started_at": state.get("started_at") or ctx.clock(),
+        "started_at": ctx.clock(),
         "length": state.get("length") or "medium",
+        "partials": None,
+        "usage_log": None,
+        "summary": "",
     }
 
 
@@ -136,7 +141,7 @@ def split(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
 
     ctx = _context(runtime)
     rows: list[dict[str, Any]] = []
-    for data in state.get("documents") or []:
+    for data in state.get("loaded") or []:
         if not str(data.get("text", "")).strip():
             continue
         doc = _to_document(data)
@@ -295,7 +300,7 @@ def sections_for_reduce(state: SummarizerState) -> list[SectionSummary]:
 def _title(state: SummarizerState) -> str:
     if state.get("title"):
         return str(state["title"])
-    documents = state.get("documents") or []
+    documents = state.get("loaded") or []
     if len(documents) == 1:
         return clean_markup(documents[0].get("title") or Path(documents[0]["source"]).stem)
     return f"{len(documents)} documents"

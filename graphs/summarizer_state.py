@@ -7,7 +7,6 @@ its partial summary. The roles live in `SummarizerContext`, read by nodes throug
 
 from __future__ import annotations
 
-import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,14 @@ Strategy = Literal["stuff", "map-reduce", "tree"]
 def replace(_old: Any, new: Any) -> Any:
     """Reducer for lists written by one node: the newest value wins."""
     return new
+
+
+def extend_or_reset(old: list[Any] | None, new: list[Any] | None) -> list[Any]:
+    """Reducer for lists that parallel tasks append to: a list extends, `None` resets (a new
+    run on a finished thread starts clean)."""
+    if new is None:
+        return []
+    return [*(old or []), *new]
 
 
 class SummarizerInput(TypedDict, total=False):
@@ -60,21 +67,24 @@ class MapTask(TypedDict):
 
 
 class SummarizerState(TypedDict, total=False):
-    paths: list[str]
+    # input, consumed (cleared) by `load`
+    paths: Annotated[list[str], replace]
     documents: Annotated[list[dict[str, Any]], replace]
     length: Literal["short", "medium", "long"]
     title: str
+    # the run
+    loaded: Annotated[list[dict[str, Any]], replace]
     started_at: float
     sources: Annotated[list[str], replace]
-    errors: Annotated[list[dict[str, Any]], operator.add]
+    errors: Annotated[list[dict[str, Any]], replace]
     chunk_data: Annotated[list[dict[str, Any]], replace]
     chunks: int
     total_tokens: int
     strategy: Strategy
     # partial summaries of every level: {level, index, heading, section, summary, tokens}
-    partials: Annotated[list[dict[str, Any]], operator.add]
+    partials: Annotated[list[dict[str, Any]], extend_or_reset]
     levels: int
-    usage_log: Annotated[list[dict[str, Any]], operator.add]
+    usage_log: Annotated[list[dict[str, Any]], extend_or_reset]
     summary: str
     llm_calls: int
     tokens: int

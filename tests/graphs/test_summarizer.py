@@ -214,3 +214,14 @@ async def test_a_failed_run_resumes_and_redoes_only_unfinished_chunks() -> None:
     level0 = [p["index"] for p in state.values["partials"] if p["level"] == 0]
     assert sorted(level0) == list(range(12))  # each chunk summarised exactly once
     assert llm.reduce_requests == 1
+
+
+def test_a_new_run_on_a_finished_thread_starts_clean() -> None:
+    graph = build_summarizer(token_budget=500, chunk_tokens=400, checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "again"}}
+    first = graph.invoke(_payload(make_doc(8)), config)
+    second = graph.invoke(_payload(make_doc(3)), config)
+    assert (first["chunks"], second["chunks"]) == (8, 3)
+    assert second["sources"] == ["guide.md"]
+    partials = graph.get_state(config).values["partials"]
+    assert sorted(p["index"] for p in partials if p["level"] == 0) == [0, 1, 2]
