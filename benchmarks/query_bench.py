@@ -56,6 +56,25 @@ class RandomEmbedder:
         return self._one(text)
 
 
+class PerturbedEmbedder(RandomEmbedder):
+    """Real vectors with noise: each text maps to one of `base`'s rows plus Gaussian noise
+    (cosine ~0.9 to that row), so the data keeps the cluster structure of real embeddings
+    (uniform random vectors are HNSW's worst case and understate ANN recall)."""
+
+    name = "perturbed-minilm-384"
+
+    def __init__(self, base: np.ndarray, sigma: float = 0.025) -> None:
+        self.base = base
+        self.sigma = sigma
+
+    def _one(self, text: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+        rng = np.random.default_rng(seed)
+        vector = self.base[seed % len(self.base)] + self.sigma * rng.standard_normal(
+            self.dimensions).astype(np.float32)
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
 def _vocabulary(size: int, rng: np.random.Generator) -> np.ndarray:
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     return np.array(["".join(rng.choice(letters, size=rng.integers(3, 10))) for _ in range(size)])
@@ -66,9 +85,11 @@ def _zipf_probabilities(size: int) -> np.ndarray:
     return weights / weights.sum()
 
 
-def build(path: Path, size: int, *, ann: bool, seed: int = 1) -> tuple[EmbeddedStore, float]:
+def build(
+    path: Path, size: int, embedder: RandomEmbedder, *, seed: int = 1
+) -> tuple[EmbeddedStore, float]:
     """A store of `size` synthetic chunks at `path` (reused if already complete)."""
-    store = EmbeddedStore(path, RandomEmbedder(), ann=ann, ann_min_rows=1000)
+    store = EmbeddedStore(path, embedder)
     if store.count() == size:
         return store, 0.0
     rng = np.random.default_rng(seed)
@@ -129,9 +150,12 @@ def _queries(count: int, seed: int = 99) -> list[str]:
     return [" ".join(picker.choice(top, size=int(picker.integers(3, 6)))) for _ in range(count)]
 
 
-def measure(size: int, queries: list[str], workdir: Path, k: int = 10) -> dict[str, Any]:
+def measure(
+    size: int, queries: list[str], workdir: Path, embedder: RandomEmbedder, k: int = 10
+) -> dict[str, Any]:
     """Latency per mode at one store size."""
-    store, build_seconds = build(workdir / f"synthetic-{size}.db", size, ann=False)
+    path = workdir / f"synthetic-{embedder.name}-{size}.db"
+    store, build_seconds = build(path, size, embedder)
     result: dict[str, Any] = {"chunks": store.count(), "build_seconds": round(build_seconds, 1)}
     started = time.perf_counter()
     index = store._index("")
@@ -145,8 +169,7 @@ def measure(size: int, queries: list[str], workdir: Path, k: int = 10) -> dict[s
         top = np.argpartition(-scores, k)[:k]
         return top[np.argsort(-scores[top])]
 
-    ann_store = EmbeddedStore(workdir / f"synthetic-{size}.db", RandomEmbedder(), ann=True,
-                              ann_min_rows=1000)
+    ann_store = EmbeddedStore(path, embedder, ann=True, ann_min_rows=1000)
     started = time.perf_counter()
     ann_store._index("")
     result["ann_build_seconds"] = round(time.perf_counter() - started, 2)
@@ -215,6 +238,15 @@ def measure_pydocs(path: Path, count: int) -> dict[str, Any]:
     return result
 
 
+class _NamedOnly:
+    """Opens a store for reading its vectors without loading its model."""
+
+    dimensions = 384
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 def main() -> None:
     configure_logging("WARNING")  # logs to stderr; stdout carries only the JSON
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -222,15 +254,25 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "qbench")
     parser.add_argument("--pydocs", type=Path, help="an ingested python-docs store (MiniLM)")
+    parser.add_argument("--vectors", choices=["random", "perturbed"], default="random",
+                        help="perturbed: noisy copies of the --pydocs store's MiniLM vectors")
+    parser.add_argument("--skip-pydocs-latency", action="store_true")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     queries = _queries(args.queries)
-    report: dict[str, Any] = {"queries": len(queries), "k": 10, "embedder": "random-384",
+    embedder = RandomEmbedder()
+    if args.vectors == "perturbed":
+        if not args.pydocs:
+            parser.error("--vectors perturbed needs --pydocs")
+        base = EmbeddedStore(args.pydocs, _NamedOnly("all-MiniLM-L6-v2"))  # type: ignore[arg-type]
+        embedder = PerturbedEmbedder(np.array(base._index("").matrix))
+        base.close()
+    report: dict[str, Any] = {"queries": len(queries), "k": 10, "embedder": embedder.name,
                               "cpu_count": os.cpu_count(), "sizes": {}}
     for size in args.sizes:
-        report["sizes"][str(size)] = measure(size, queries, args.workdir)
+        report["sizes"][str(size)] = measure(size, queries, args.workdir, embedder)
         print(size, json.dumps(report["sizes"][str(size)]), file=sys.stderr, flush=True)
-    if args.pydocs:
+    if args.pydocs and not args.skip_pydocs_latency:
         report["pydocs"] = measure_pydocs(args.pydocs, min(args.queries, 176))
     report["loadavg_end"] = os.getloadavg()
     print(json.dumps(report, indent=2))
