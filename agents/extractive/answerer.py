@@ -8,6 +8,7 @@ A code example stays attached to the sentence that introduces it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from agents.roles import Draft
 from core.documents import Chunk, Citation
 from core.embedders import Embedder
 
+_DANGLING = re.compile(r"^(It|They|This|These|Those|Its|Their|Such|Also|Note that)\b")
 NO_ANSWER = "The documents I found do not answer this question."
 _EXAMPLE_LEADS = (
     "for example", "for instance", "e.g.", "example:", "here is", "here's", "like this",
@@ -42,12 +44,19 @@ class _Candidate:
     score: float = 0.0
 
 
-def _candidates(chunks: Sequence[Chunk]) -> list[_Candidate]:
+def _candidates(chunks: Sequence[Chunk], query: Sequence[str]) -> list[_Candidate]:
     out: list[_Candidate] = []
     for rank, chunk in enumerate(chunks):
         for sentence in split_sentences(chunk.text):
-            out.append(_Candidate(chunk, rank, sentence, terms(sentence.text)))
+            found = terms(sentence.text)
+            out.append(_Candidate(chunk, rank, sentence, found + _inside_names(query, found)))
     return out
+
+
+def _inside_names(query: Sequence[str], found: Sequence[str]) -> list[str]:
+    """Question words hidden inside compound names (`copy`, `file` in `shutil.copyfile`)."""
+    names = [t for t in set(found) if len(t) > 5]
+    return [q for q in set(query) if len(q) >= 4 and q not in found and any(q in n for n in names)]
 
 
 def _overlap(a: Sequence[str], b: Sequence[str]) -> float:
@@ -97,6 +106,8 @@ class ExtractiveAnswerer:
             score += 0.12 * context + 0.06 * heading
             if len(cand.sentence.text.split()) < 6:
                 score *= 0.7  # too short to answer anything on its own
+            if _DANGLING.match(cand.sentence.text):
+                score *= 0.85  # leans on a sentence it does not quote
             if semantic is not None:
                 score = 0.6 * score + 0.4 * max(0.0, float(semantic[i]))
             if cov < self.min_coverage and (semantic is None or semantic[i] < 0.5):
@@ -155,8 +166,8 @@ class ExtractiveAnswerer:
         return out
 
     def answer(self, question: str, chunks: Sequence[Chunk], feedback: str = "") -> Draft:
-        cands = _candidates(chunks)
         query = terms(question)
+        cands = _candidates(chunks, query)
         if not cands or not query:
             return Draft(NO_ANSWER)
         self._score(question, query, cands)
