@@ -80,3 +80,14 @@ def test_python_docs_tutorial_folder(dataset_dir: Path, tmp_path: Path) -> None:
     assert "### Classes" in sections and "### Errors and Exceptions" in sections
     assert len(sections) >= 10
     assert "summarizing" in done.stderr or "combined" in done.stderr  # the progress bar ran
+
+
+def test_a_checkpointed_thread_can_be_run_again(folder: Path, tmp_path: Path) -> None:
+    args = [str(EXAMPLE), str(folder / "lists.md"), "--thread", "t1", "--budget", "40", "--json"]
+    first = _run(*args, cwd=tmp_path)
+    second = _run(*args, cwd=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    one, two = json.loads(first.stdout), json.loads(second.stdout)
+    assert one["strategy"] == "map-reduce" and one["chunks"] == two["chunks"]
+    assert one["summary"] == two["summary"]
+    assert (tmp_path / ".ragloom" / "threads.db").exists()
