@@ -227,7 +227,9 @@ def blocks(text: str, prose: str = "prose") -> Iterable[tuple[str, str]]:
             i, expect_code = j + 1, False
             continue
         base = _indent(line)
-        if (expect_code and not para) or (not para and stripped.startswith(">>>")):
+        if not para and (
+            expect_code or stripped.startswith(">>>") or _indented_code(lines, i, base)
+        ):
             # literal block: everything indented at least this much (or the doctest lines)
             j = i
             block: list[str] = []
@@ -289,6 +291,26 @@ def blocks(text: str, prose: str = "prose") -> Iterable[tuple[str, str]]:
             expect_code = True
         i += 1
     yield from flush()
+
+
+_CODE_LINE = re.compile(
+    r"^\s*(\$ |>>>|\.\.\. |#|//|import |from \S+ import|def |class |return |@\w)"
+    r"|[\w.\]\)]\s*[-+*/]?=\s*\S|\w\(.*\)\s*$|[;{}]\s*$|\s#\s"
+)
+
+
+def _indented_code(lines: list[str], i: int, base: int) -> bool:
+    """An indented block (4+ spaces, after a blank line) whose lines mostly look like code:
+    Markdown's indented code, or a reST quote of commands."""
+    if base < 4 or (i > 0 and lines[i - 1].strip()):
+        return False
+    block = []
+    for line in lines[i:]:
+        if line.strip() and _indent(line) < base:
+            break
+        if line.strip():
+            block.append(line)
+    return sum(bool(_CODE_LINE.search(line)) for line in block) * 2 >= len(block)
 
 
 def _drop_fields(text: str) -> str:
