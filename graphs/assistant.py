@@ -396,7 +396,7 @@ def summarize(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any
 def finalize(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]) -> NodeBody:
     """Assemble the answer, citations, caveat and usage; append the reply to the thread."""
     draft = _draft(state.get("draft") or Draft(text=NO_ANSWER).to_dict())
-    citations = _dedupe(draft.citations)
+    citations = draft.citations  # in marker order: [n] in the text is citations[n-1]
     caveat = _caveat(state.get("stop_reason"))
     usage = summarize_usage(state.get("usage_log") or [], ctx.price)
     usage["steps"] = state.get("steps", 0) + 1
@@ -484,16 +484,6 @@ def _drop_claims(draft: Draft, unsupported: set[str]) -> Draft:
         citations=tuple(c for c in draft.citations if c.chunk_id in used),
         claims=tuple(kept),
     )
-
-
-def _dedupe(citations: Sequence[Citation]) -> list[Citation]:
-    seen: set[str] = set()
-    out = []
-    for citation in citations:
-        if citation.chunk_id not in seen:
-            seen.add(citation.chunk_id)
-            out.append(citation)
-    return out
 
 
 def _find_source(ctx: AssistantContext, target: str) -> str | None:
