@@ -23,6 +23,19 @@ def test_build_embedder_kinds() -> None:
     assert (local.name, local.dimensions, local.batch_size) == ("all-MiniLM-L6-v2", 384, 8)
 
 
+def test_build_embedder_openai_goes_through_the_gateway() -> None:
+    from core.openai_embedder import OpenAIEmbedder
+
+    settings = load_settings(
+        llm={"base_url": "http://127.0.0.1:9/v1"},
+        embedder={"kind": "openai", "model": "text-embedding-3-small", "dimensions": 256},
+    )
+    embedder = build_embedder(settings)
+    assert isinstance(embedder, OpenAIEmbedder)
+    assert (embedder.dimensions, embedder.model) == (256, "text-embedding-3-small")
+    assert embedder.name == "openai:text-embedding-3-small:256"
+
+
 def test_build_store_embedded(tmp_path: Path) -> None:
     settings = load_settings(embedder={"kind": "hashing"}, store={"path": tmp_path / "x.db"})
     store = build_store(settings)
