@@ -52,7 +52,8 @@ async def run(base_url: str, asks: int) -> dict[str, Any]:
     )
     wall = time.perf_counter() - started
     calls = sum(r["usage"]["llm_calls"] for r in results)
-    return {"wall_s": wall, "llm_calls": calls, "answered": sum(bool(r["citations"]) for r in results)}
+    answered = sum(bool(r["citations"]) for r in results)
+    return {"wall_s": wall, "llm_calls": calls, "answered": answered}
 
 
 def main() -> None:
@@ -60,8 +61,9 @@ def main() -> None:
     parser.add_argument("--asks", type=int, default=256)
     parser.add_argument("--latency", type=float, default=0.1)
     args = parser.parse_args()
-    import structlog
     import logging
+
+    import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     queue: Any = multiprocessing.Queue()

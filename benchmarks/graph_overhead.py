@@ -16,12 +16,12 @@ from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
-from langgraph.graph import END, START, StateGraph  # noqa: E402
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
 
-from graphs.assistant import build_assistant_graph  # noqa: E402
-from graphs.assistant_state import AssistantContext  # noqa: E402
-from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles  # noqa: E402
+from graphs.assistant import build_assistant_graph
+from graphs.assistant_state import AssistantContext
+from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 
 PATH = ["start_turn", "route", "rewrite_query", "retrieve", "grade_documents",
         "generate_answer", "check_grounding", "finalize"]
@@ -36,7 +36,7 @@ class RawState(TypedDict, total=False):
 def raw_graph(checkpointer: Any) -> Any:
     """The same happy-path topology (8 nodes, 4 routers) with nodes that only count steps."""
     builder = StateGraph(RawState)
-    for name in PATH + ["conversation", "decline", "summarize"]:
+    for name in [*PATH, "conversation", "decline", "summarize"]:
         builder.add_node(name, lambda s: {"steps": s.get("steps", 0) + 1})
     builder.add_edge(START, "start_turn")
     builder.add_edge("start_turn", "route")

@@ -17,7 +17,8 @@ from tools.ingest.pipeline import ingest_paths
 
 
 def main() -> None:
-    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "docs"
+    default = Path(__file__).resolve().parents[1] / "docs"
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else default
     question = sys.argv[2] if len(sys.argv) > 2 else "What does the grounding check do?"
     settings = setup(load_settings())
     with open_store(settings) as store:

@@ -136,9 +136,12 @@ def exhausted_budget(state: AssistantState, ctx: AssistantContext) -> str | None
     if budget.max_tokens is not None and tokens_in + tokens_out >= budget.max_tokens:
         return "tokens"
     started = state.get("started_at")
-    if budget.max_seconds is not None and started is not None:
-        if ctx.clock() - started >= budget.max_seconds:
-            return "seconds"
+    if (
+        budget.max_seconds is not None
+        and started is not None
+        and ctx.clock() - started >= budget.max_seconds
+    ):
+        return "seconds"
     if budget.max_cost_usd is not None and ctx.price is not None:
         cost = ctx.price(tokens_in, tokens_out)
         if cost is not None and cost >= budget.max_cost_usd:
@@ -235,7 +238,7 @@ def retrieve(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]
     """Hybrid search for the query and each sub-query, merged by best score."""
     queries = [state["query"], *state.get("sub_queries", [])]
     settings = ctx.retrieval
-    search = _search_all(ctx, queries, settings.k, settings.mode, settings.alpha)
+    search = _MultiSearch(ctx, queries, settings.k, settings.mode, settings.alpha)
     hits: list[Chunk] = yield Call(search.run, search.arun, ())
     chunks = [c.to_dict() for c in hits]
     return {
@@ -245,7 +248,7 @@ def retrieve(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]
 
 
 @dataclass
-class _search_all:  # noqa: N801 - a callable pair, named for what it does
+class _MultiSearch:
     """Run several searches (in parallel under async) and merge them."""
 
     ctx: AssistantContext
@@ -331,7 +334,7 @@ def check_grounding(
     state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]
 ) -> NodeBody:
     """Are the claims supported by the chunks they cite? Regenerate once, else drop them."""
-    draft = _draft(state["draft"])
+    draft = _draft(state.get("draft") or Draft(text=NO_ANSWER).to_dict())
     chunks = _chunks(state.get("relevant") or [])
     if not draft.citations or not chunks:
         return {"next_step": "finalize"}
@@ -596,8 +599,9 @@ def build_assistant(
         summarizer=summarizer,
         tenant=tenant if tenant is not None else settings.store.tenant,
         price=price,
-        **({"clock": clock} if clock else {}),
     )
+    if clock is not None:
+        context.clock = clock
     return build_assistant_graph(context, checkpointer=checkpointer or None)
 
 

@@ -95,7 +95,9 @@ class ScriptedRoles:
 
 def scripted_roles(script: Script) -> AssistantRoles:
     r = ScriptedRoles(script)
-    return AssistantRoles(engine="scripted", router=r, rewriter=r, grader=r, answerer=r, grounding=r)
+    return AssistantRoles(
+        engine="scripted", router=r, rewriter=r, grader=r, answerer=r, grounding=r
+    )
 
 
 def sample_chunks() -> list[Chunk]:

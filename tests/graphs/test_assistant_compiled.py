@@ -75,7 +75,7 @@ def test_assistant_loads_the_compiled_answerer(env) -> None:
 
 
 def test_compiled_answerer_scores_the_same_in_the_graph_as_in_dspy(env) -> None:
-    server, settings, lm, train, dev = env
+    _, settings, lm, train, dev = env
     report = compile_module("answerer", lm, train, dev, out_dir=settings.prompts.compiled_dir)
     program = PromptRegistry.from_settings(settings).load("answerer")
     in_dspy = evaluate_program(program, dev, answer_metric, lm)
@@ -85,7 +85,7 @@ def test_compiled_answerer_scores_the_same_in_the_graph_as_in_dspy(env) -> None:
 
 
 def test_pinning_off_uses_the_fresh_program(env) -> None:
-    server, settings, lm, train, dev = env
+    _, settings, lm, train, dev = env
     compile_module("answerer", lm, train, dev, out_dir=settings.prompts.compiled_dir)
     off = settings.model_copy(
         update={"prompts": settings.prompts.model_copy(update={"use_compiled": False})}

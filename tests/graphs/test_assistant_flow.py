@@ -13,7 +13,8 @@ from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 
 
 def _graph(script: Script, **ctx: object):
-    context = AssistantContext(store=ListStore(sample_chunks()), roles=scripted_roles(script), **ctx)
+    roles = scripted_roles(script)
+    context = AssistantContext(store=ListStore(sample_chunks()), roles=roles, **ctx)  # type: ignore[arg-type]
     return build_assistant_graph(context, checkpointer=InMemorySaver())
 
 

@@ -107,7 +107,7 @@ async def test_async_stream_and_concurrent_threads(tmp_path: Path) -> None:
               for i in range(8))
         )
         nodes = [
-            list(update)[0]
+            next(iter(update))
             async for update in graph.astream({"question": "octal?"}, CONFIG, stream_mode="updates")
         ]
     assert all(r["citations"] for r in results)

@@ -189,12 +189,24 @@ async def test_llm_stuff_is_one_call_and_tree_collapses() -> None:
     assert "Collapsed" in input_field(reduce_bodies[-1], "sections")
 
 
+def _saver(kind: str, tmp_path: Path) -> Any:
+    if kind == "memory":
+        return InMemorySaver()
+    from graphs.checkpointers import ThreadSqliteSaver
+
+    return ThreadSqliteSaver.from_path(tmp_path / "threads.db")
+
+
 @pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
-async def test_a_failed_run_resumes_and_redoes_only_unfinished_chunks() -> None:
+@pytest.mark.parametrize("saver", ["memory", "sqlite"])
+async def test_a_failed_run_resumes_and_redoes_only_unfinished_chunks(
+    saver: str, tmp_path: Path
+) -> None:
     llm = ScriptedSummarizerLLM(delay=0.02, fail_part=5)
     config = {"configurable": {"thread_id": "resume-1"}}
     with OpenAICompatibleServer(llm) as server:
-        graph = _graph(server, max_concurrency=3, token_budget=1_000, checkpointer=InMemorySaver())
+        checkpointer = _saver(saver, tmp_path)
+        graph = _graph(server, max_concurrency=3, token_budget=1_000, checkpointer=checkpointer)
         with pytest.raises(ProviderError):
             await graph.ainvoke(_payload(make_doc(12)), config)
         snapshot = await graph.aget_state(config)
