@@ -237,3 +237,12 @@ def test_a_new_run_on_a_finished_thread_starts_clean() -> None:
     assert second["sources"] == ["guide.md"]
     partials = graph.get_state(config).values["partials"]
     assert sorted(p["index"] for p in partials if p["level"] == 0) == [0, 1, 2]
+
+
+def test_llm_engine_under_sync_invoke() -> None:
+    llm = ScriptedSummarizerLLM()
+    with OpenAICompatibleServer(llm) as server:
+        result = _graph(server, token_budget=1_000).invoke(_payload(make_doc(6)))
+    assert result["strategy"] == "map-reduce" and result["engine"] == "openai"
+    assert sorted(llm.map_requests) == list(range(6)) and llm.reduce_requests == 1
+    assert result["llm_calls"] == 7
