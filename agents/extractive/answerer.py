@@ -23,6 +23,7 @@ from agents.extractive.text import (
     is_meta_instruction,
     split_sentences,
     terms,
+    to_markdown,
 )
 from agents.roles import Draft
 from core.documents import Chunk, Citation
@@ -65,7 +66,7 @@ def _overlap(a: Sequence[str], b: Sequence[str]) -> float:
 
 
 def _display(sentence: Sentence) -> str:
-    text = sentence.text
+    text = to_markdown(sentence.text)
     return text[:-1] if text.endswith("::") else text
 
 

@@ -110,6 +110,19 @@ def clean_markup(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+_RST_LINK = re.compile(r"`([^`<]+?)\s*<([^>]+)>`_{1,2}")
+
+
+def to_markdown(text: str) -> str:
+    """Inline reST as Markdown, for display: roles and ``literals`` become `code`, links
+    become [text](url), footnote references go."""
+    text = _FOOTNOTE.sub("", text)
+    text = _RST_LINK.sub(r"[\1](\2)", text)
+    text = _ROLE.sub(lambda m: f"`{m.group(1).lstrip('~!')}`", text)
+    text = _LITERAL.sub(r"`\1`", text)
+    return _SPACE.sub(" ", text).strip()
+
+
 def normalize_space(text: str) -> str:
     """Collapse runs of whitespace to one space."""
     return _SPACE.sub(" ", text).strip()
