@@ -353,9 +353,6 @@ def finalize(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- graph
 
 
-_DEFAULT: dict[int, SummarizerContext] = {}
-
-
 def _context(runtime: Runtime[Any], default: SummarizerContext | None = None) -> SummarizerContext:
     if runtime.context is not None:
         return runtime.context  # type: ignore[no-any-return]
