@@ -67,6 +67,8 @@ class MapTask(TypedDict):
 
 
 class SummarizerState(TypedDict, total=False):
+    """Everything a run knows; JSON-serialisable so any checkpointer can store it."""
+
     # input, consumed (cleared) by `load`
     paths: Annotated[list[str], replace]
     documents: Annotated[list[dict[str, Any]], replace]

@@ -84,6 +84,7 @@ class SentenceRanker:
         self.diversity = diversity
 
     def vectors(self, sentences: Sequence[Sentence]) -> np.ndarray:
+        """Unit sentence vectors: the embedder's when given, else tf-idf over the text."""
         if self.embedder is not None:
             return normalize(self.embedder.embed_documents([s.clean for s in sentences]))
         return tfidf_matrix([terms(s.text) for s in sentences])

@@ -182,6 +182,7 @@ def terms(text: str) -> list[str]:
 
 
 def term_set(text: str) -> set[str]:
+    """The distinct content terms of a text."""
     return set(terms(text))
 
 
@@ -422,7 +423,3 @@ def tfidf_matrix(docs: Sequence[Sequence[str]]) -> np.ndarray:
             matrix[i, vocab[t]] = (1.0 + math.log(f)) * idf[t]
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
-
-
-def word_count(text: str) -> int:
-    return len(text.split())

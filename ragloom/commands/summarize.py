@@ -146,4 +146,5 @@ def summarize(
 
 
 def register(app: typer.Typer) -> None:
+    """Add `ragloom summarize` to the CLI."""
     app.command()(summarize)
