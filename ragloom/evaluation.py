@@ -8,7 +8,6 @@ summary figures run the summarizer on documents whose first paragraph serves as 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,23 +16,18 @@ from typing import Any
 from core.settings import Settings
 
 
-def load_questions(dataset_dir: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """The dataset's questions, in file order."""
-    path = Path(dataset_dir) / "questions.jsonl"
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return lines[:limit] if limit else lines
-
-
-def dataset_store(dataset_dir: Path, settings: Settings, *, progress: bool = True) -> Any:
-    """A store holding the dataset's corpus, kept next to the configured store and reused
-    (ingestion skips unchanged files)."""
+def dataset_store(
+    dataset_dir: Path, settings: Settings, *, path: Path | None = None, progress: bool = True
+) -> Any:
+    """A store holding the dataset's corpus: `path`, or one kept next to the configured store
+    and reused (ingestion skips unchanged files, so only the first run embeds)."""
     from core.embedders import build_embedder
     from tools.ingest.pipeline import ingest_paths
     from tools.stores import build_store
 
     embedder = build_embedder(settings)
     name = Path(dataset_dir).resolve().name
-    path = settings.store.path.parent / "eval" / f"{name}-{embedder.name}.db"
+    path = path or settings.store.path.parent / "eval" / f"{name}-{embedder.name}.db"
     store_settings = settings.model_copy(
         update={"store": settings.store.model_copy(update={"path": path, "kind": "embedded"})}
     )
@@ -61,9 +55,10 @@ def evaluate_answers(
 
     from graphs.assistant import build_assistant
     from prompts.metrics import citation_hit, token_f1
+    from tools.evaluation import load_questions
 
     graph = build_assistant(settings, store=store, checkpointer=False, summarizer=False)
-    questions = load_questions(dataset_dir, limit)
+    questions = load_questions(dataset_dir)[:limit]
     f1s: list[float] = []
     hits: list[float] = []
     cited: list[float] = []
@@ -72,11 +67,11 @@ def evaluate_answers(
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("answers", total=len(questions))
         for item in questions:
-            result = graph.invoke({"question": item["question"]})
+            result = graph.invoke({"question": item.question})
             engine = result.get("engine", engine)
             sources = [c["source"] for c in result.get("citations", [])]
-            f1s.append(token_f1(result.get("answer", ""), item["answer"]))
-            hits.append(citation_hit(sources, item["gold"]))
+            f1s.append(token_f1(result.get("answer", ""), item.answer))
+            hits.append(citation_hit(sources, item.gold))
             cited.append(1.0 if sources else 0.0)
             bar.advance(task)
     count = len(questions) or 1
@@ -103,3 +98,97 @@ def check_minimums(figures: dict[str, Any], minimums: Sequence[str]) -> list[str
         elif float(value) < float(wanted):
             failures.append(f"{name}: {value} < {wanted}")
     return failures
+
+
+def reference_and_rest(raw: str) -> tuple[str, str] | None:
+    """A page's first prose paragraph (≥ 8 words) after the title, and the text after it: the
+    paragraph is the reference summary, the rest is the document to summarize."""
+    from agents.extractive.text import blocks, clean_markup
+
+    for kind, block in blocks(raw):
+        if kind == "code" or block.lstrip().startswith("**Source code"):
+            continue
+        if len(block.split()) < 8:
+            continue
+        lines = block.strip().splitlines()
+        start = raw.find(lines[0].strip())
+        if start < 0:
+            return None
+        end = raw.find(lines[-1].strip(), start) + len(lines[-1].strip())
+        return clean_markup(" ".join(block.split())), raw[end:]
+    return None
+
+
+def lead(text: str, k: int) -> str:
+    """The lead-k baseline: the first k sentences."""
+    from agents.extractive.text import split_sentences
+
+    return " ".join(s.clean for s in split_sentences(text)[:k])
+
+
+def overview(summary: str) -> str:
+    """The paragraph under '## Overview' of a structured summary (else the whole summary)."""
+    import re
+
+    match = re.search(r"## Overview\s*\n\s*\n(.*?)(\n\s*\n|$)", summary, re.S)
+    return match.group(1).strip() if match else summary
+
+
+def evaluate_summaries(
+    dataset_dir: Path,
+    settings: Settings,
+    *,
+    limit: int | None = None,
+    length: str = "short",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """ROUGE-1/2/L F1 of the summarizer's overview of each `corpus/library/*.rst` page (its lead
+    paragraph removed) against that paragraph, next to the lead-k baseline of the same length."""
+    from rich.progress import Progress
+    from rouge_score import rouge_scorer
+
+    from agents.extractive.text import clean_markup, split_sentences
+    from graphs.summarizer import build_summarizer
+    from tools.ingest.loaders import load_document
+
+    metrics = ("rouge1", "rouge2", "rougeL")
+    scorer = rouge_scorer.RougeScorer(list(metrics), use_stemmer=True)
+    graph = build_summarizer(settings, checkpointer=False)
+    pages = sorted((Path(dataset_dir) / "corpus" / "library").glob("*.rst"))[:limit]
+    scores: dict[str, dict[str, list[float]]] = {
+        name: {m: [] for m in metrics} for name in ("summarizer", "lead_k")
+    }
+    wins, engine = 0, ""
+    started = time.perf_counter()
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("summaries", total=len(pages))
+        for page in pages:
+            bar.advance(task)
+            split = reference_and_rest(page.read_text(encoding="utf-8", errors="replace"))
+            if split is None or len(split_sentences(split[1])) < 5:
+                continue
+            reference, rest = split
+            title = clean_markup(load_document(page).title)
+            document = {"source": page.name, "title": title, "text": rest}
+            result = graph.invoke({"documents": [document], "length": length})
+            engine = result.get("engine", engine)
+            summary = overview(result["summary"])
+            k = max(1, len(split_sentences(summary)))
+            systems = {"summarizer": summary, "lead_k": lead(rest, k)}
+            results = {name: scorer.score(reference, text) for name, text in systems.items()}
+            for name, result_ in results.items():
+                for metric in metrics:
+                    scores[name][metric].append(result_[metric].fmeasure)
+            wins += results["summarizer"]["rougeL"].fmeasure > results["lead_k"]["rougeL"].fmeasure
+    used = len(scores["summarizer"]["rougeL"])
+    return {
+        "pages": used,
+        "engine": engine,
+        "length": length,
+        "f1": {
+            name: {m: round(sum(v) / len(v), 4) if v else None for m, v in per.items()}
+            for name, per in scores.items()
+        },
+        "beats_lead_k_rougeL": round(wins / used, 3) if used else None,
+        "seconds": round(time.perf_counter() - started, 2),
+    }

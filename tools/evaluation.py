@@ -34,6 +34,7 @@ class Question:
     id: str
     question: str
     gold: tuple[str, ...]
+    answer: str = ""
 
 
 def load_questions(dataset_dir: str | Path) -> list[Question]:
@@ -48,7 +49,8 @@ def load_questions(dataset_dir: str | Path) -> list[Question]:
             continue
         row = json.loads(line)
         gold = row["gold"] if isinstance(row["gold"], list) else [row["gold"]]
-        questions.append(Question(str(row.get("id", number)), row["question"], tuple(gold)))
+        ident = str(row.get("id", number))
+        questions.append(Question(ident, row["question"], tuple(gold), row.get("answer", "")))
     return questions
 
 

@@ -1,14 +1,15 @@
-"""`ragloom eval`: retrieval, answer and summary quality on a dataset, as JSON and a table.
+"""`ragloom eval`: retrieval, answer and summary quality on a dataset, as JSON and tables.
 
-`--min METRIC=VALUE` (repeatable, dotted paths such as `retrieval.hybrid.ndcg@10`) exits
-non-zero when a figure is below its minimum, so the command works as a CI quality gate.
+`--min METRIC=VALUE` (repeatable; dotted paths into the JSON, e.g.
+`retrieval.modes.hybrid.ndcg@10=0.6` or `answers.citation_hit_rate=0.4`) exits non-zero when a
+figure is below its minimum, so the command works as a CI quality gate.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,32 +18,50 @@ from rich.table import Table
 console = Console()
 eval_app = typer.Typer(help="Measure quality on a dataset (corpus/ + questions.jsonl).")
 
-DatasetOpt = typer.Option(..., "--dataset", exists=True, file_okay=False, help="Dataset folder.")
-JsonOpt = typer.Option(False, "--json", help="Print JSON only.")
-MinOpt = typer.Option(None, "--min", help="Quality gate METRIC=VALUE (repeatable).")
-LimitOpt = typer.Option(None, "--limit", help="Evaluate only the first N questions.")
+Dataset = Annotated[
+    Path, typer.Option("--dataset", exists=True, file_okay=False, help="corpus/ + questions.jsonl")
+]
+Store = Annotated[
+    Path | None,
+    typer.Option("--store", help="Use this store file (default: one per dataset, reused)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+Minimum = Annotated[
+    list[str] | None, typer.Option("--min", help="Quality gate METRIC=VALUE (repeatable).")
+]
+Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N items.")]
+Modes = Annotated[str, typer.Option("--modes", help="Retrieval modes, comma-separated.")]
+Alpha = Annotated[float | None, typer.Option("--alpha", min=0.0, max=1.0, help="Hybrid alpha.")]
 
 
-def _run(parts: list[str], dataset: Path, limit: int | None, as_json: bool) -> dict[str, Any]:
-    from ragloom.evaluation import dataset_store, evaluate_answers
+def _run(
+    parts: list[str], dataset: Path, *, store_path: Path | None, limit: int | None,
+    as_json: bool, modes: str = "bm25,vector,hybrid", alpha: float | None = None,
+) -> dict[str, Any]:
+    from ragloom.evaluation import dataset_store, evaluate_answers, evaluate_summaries
     from ragloom.runtime import setup
 
     settings = setup()
+    if alpha is not None:
+        settings.retrieval.alpha = alpha
     figures: dict[str, Any] = {"dataset": str(dataset)}
-    store = dataset_store(dataset, settings, progress=not as_json)
+    if "summaries" in parts:
+        figures["summaries"] = evaluate_summaries(dataset, settings, limit=limit)
+    if not {"retrieval", "answers"} & set(parts):
+        return figures
+    store = dataset_store(dataset, settings, path=store_path, progress=not as_json)
     try:
         if "retrieval" in parts:
             from tools.evaluation import evaluate_retrieval
 
-            figures["retrieval"] = evaluate_retrieval(dataset, store, limit=limit)
+            figures["retrieval"] = evaluate_retrieval(
+                dataset, store, [m.strip() for m in modes.split(",")],  # type: ignore[misc]
+                alpha=settings.retrieval.alpha, limit=limit,
+            )
         if "answers" in parts:
             figures["answers"] = evaluate_answers(
                 dataset, store, settings, limit=limit, progress=not as_json
             )
-        if "summaries" in parts:
-            from graphs.summarizer import evaluate_summaries
-
-            figures["summaries"] = evaluate_summaries(dataset, settings, limit=limit)
     finally:
         store.close()
     return figures
@@ -63,57 +82,76 @@ def _report(figures: dict[str, Any], as_json: bool, minimums: list[str] | None) 
 
 
 def _tables(figures: dict[str, Any]) -> None:
-    retrieval = figures.get("retrieval") or {}
-    modes = {m: v for m, v in retrieval.items() if isinstance(v, dict)}
-    if modes:
-        metrics = list(next(iter(modes.values())))
-        table = Table(title="Retrieval")
+    retrieval = figures.get("retrieval")
+    if retrieval:
+        table = Table(title=f"Retrieval ({retrieval['questions']} questions, "
+                            f"{retrieval['chunks']} chunks, alpha {retrieval['alpha']})")
+        metrics = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
         table.add_column("mode")
         for metric in metrics:
             table.add_column(metric, justify="right")
-        for mode, values in modes.items():
-            table.add_row(mode, *(_fmt(values.get(m)) for m in metrics))
+        for mode, values in retrieval["modes"].items():
+            table.add_row(mode, *(f"{values[m]:.3f}" for m in metrics))
         console.print(table)
     for section in ("answers", "summaries"):
         if section in figures:
             table = Table(title=section.capitalize())
             table.add_column("figure")
             table.add_column("value", justify="right")
-            for key, value in figures[section].items():
-                if not isinstance(value, (dict, list)):
-                    table.add_row(key, _fmt(value))
+            for key, value in _flat(figures[section]):
+                table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
             console.print(table)
 
 
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows += _flat(value, f"{prefix}{key}.")
+        elif not isinstance(value, list):
+            rows.append((f"{prefix}{key}", value))
+    return rows
 
 
 @eval_app.command("retrieval")
 def eval_retrieval(
-    dataset: Path = DatasetOpt, as_json: bool = JsonOpt, minimum: list[str] = MinOpt,
-    limit: int = LimitOpt,
+    dataset: Dataset, store: Store = None, modes: Modes = "bm25,vector,hybrid",
+    alpha: Alpha = None, as_json: Json = False, minimum: Minimum = None, limit: Limit = None,
 ) -> None:
-    """Recall@1/5/10, MRR and nDCG@10 for bm25, vector and hybrid search."""
-    _report(_run(["retrieval"], dataset, limit, as_json), as_json, minimum)
+    """Recall@1/5/10, MRR and nDCG@10 for each search mode."""
+    figures = _run(["retrieval"], dataset, store_path=store, limit=limit, as_json=as_json,
+                   modes=modes, alpha=alpha)
+    _report(figures, as_json, minimum)
 
 
 @eval_app.command("answers")
 def eval_answers(
-    dataset: Path = DatasetOpt, as_json: bool = JsonOpt, minimum: list[str] = MinOpt,
-    limit: int = LimitOpt,
+    dataset: Dataset, store: Store = None, as_json: Json = False, minimum: Minimum = None,
+    limit: Limit = None,
 ) -> None:
-    """Answer token-F1 against the reference answers and the gold-file citation rate."""
-    _report(_run(["answers"], dataset, limit, as_json), as_json, minimum)
+    """Answer token-F1 against the reference answers, and how often the gold file is cited."""
+    figures = _run(["answers"], dataset, store_path=store, limit=limit, as_json=as_json)
+    _report(figures, as_json, minimum)
+
+
+@eval_app.command("summaries")
+def eval_summaries(
+    dataset: Dataset, as_json: Json = False, minimum: Minimum = None, limit: Limit = None,
+) -> None:
+    """ROUGE-1/2/L of summaries of corpus/library pages against their lead paragraph."""
+    figures = _run(["summaries"], dataset, store_path=None, limit=limit, as_json=as_json)
+    _report(figures, as_json, minimum)
 
 
 @eval_app.command("all")
 def eval_all(
-    dataset: Path = DatasetOpt, as_json: bool = JsonOpt, minimum: list[str] = MinOpt,
-    limit: int = LimitOpt,
+    dataset: Dataset, store: Store = None, as_json: Json = False, minimum: Minimum = None,
+    limit: Limit = None,
 ) -> None:
     """Retrieval, answers and summaries in one run."""
-    _report(_run(["retrieval", "answers", "summaries"], dataset, limit, as_json), as_json, minimum)
+    parts = ["retrieval", "answers", "summaries"]
+    figures = _run(parts, dataset, store_path=store, limit=limit, as_json=as_json)
+    _report(figures, as_json, minimum)
 
 
 def register(app: typer.Typer) -> None:

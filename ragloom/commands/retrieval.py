@@ -1,4 +1,4 @@
-"""CLI: `ragloom ingest`, `ragloom search`, `ragloom sources`, `ragloom eval-retrieval`."""
+"""CLI: `ragloom ingest`, `ragloom search`, `ragloom sources`."""
 
 from __future__ import annotations
 
@@ -167,58 +167,8 @@ def sources(
     typer.echo(f"{len(found)} sources")
 
 
-def eval_retrieval(
-    dataset: Annotated[
-        Path, typer.Option("--dataset", help="Folder with corpus/ and questions.jsonl.")
-    ],
-    modes: Annotated[str, typer.Option("--modes", help="Comma-separated modes.")] = (
-        "bm25,vector,hybrid"
-    ),
-    k: Annotated[int, typer.Option("--k", min=10)] = 10,
-    alpha: Annotated[float | None, typer.Option("--alpha", min=0.0, max=1.0)] = None,
-    ingest_corpus: Annotated[
-        bool, typer.Option("--ingest/--no-ingest", help="Ingest corpus/ first (idempotent).")
-    ] = True,
-    tenant: TenantOption = None,
-    store: StoreOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Recall@1/5/10, MRR and nDCG@10 per search mode on a dataset."""
-    from core.errors import RagloomError
-    from tools.evaluation import evaluate_retrieval, render_table
-    from tools.ingest import ingest_paths
-
-    settings = _settings(store)
-    tenant = tenant or settings.store.tenant
-    try:
-        chunk_store = _open_store(settings)
-        try:
-            if ingest_corpus:
-                report = ingest_paths([dataset / "corpus"], chunk_store, tenant=tenant,
-                                      chunk_tokens=settings.retrieval.chunk_tokens,
-                                      overlap=settings.retrieval.chunk_overlap,
-                                      progress=not as_json)
-                if report.failed:
-                    typer.echo(f"{len(report.failed)} corpus files failed to ingest", err=True)
-            result = evaluate_retrieval(
-                dataset, chunk_store, [m.strip() for m in modes.split(",")],  # type: ignore[misc]
-                k, alpha=settings.retrieval.alpha if alpha is None else alpha, tenant=tenant,
-            )
-        finally:
-            chunk_store.close()
-    except RagloomError as exc:
-        raise _fail(exc) from exc
-    if as_json:
-        typer.echo(json.dumps(result, indent=2))
-    else:
-        typer.echo(f"{result['questions']} questions, {result['chunks']} chunks, "
-                   f"alpha {result['alpha']}")
-        typer.echo(render_table(result))
-
-
 def register(app: typer.Typer) -> None:
     """Add the retrieval commands to the `ragloom` app."""
     app.command("ingest")(ingest)
     app.command("search")(search)
     app.command("sources")(sources)
-    app.command("eval-retrieval")(eval_retrieval)

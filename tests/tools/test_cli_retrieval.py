@@ -1,4 +1,4 @@
-"""`ragloom ingest / search / sources / eval-retrieval` through Typer's CliRunner."""
+"""`ragloom ingest / search / sources` through Typer's CliRunner."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from ragloom.cli import app
-from tests.tools.test_evaluation import _dataset
 
 runner = CliRunner()
 
@@ -73,15 +72,3 @@ def test_bad_filter_is_a_clean_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["search", "x", "--filter", "colour:red"])
     assert result.exit_code == 1
     assert "unknown filter key" in result.output
-
-
-def test_eval_retrieval_json_and_table(tmp_path: Path) -> None:
-    dataset = _dataset(tmp_path / "ds")
-    result = runner.invoke(app, ["eval-retrieval", "--dataset", str(dataset), "--json"])
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
-    assert data["questions"] == 4 and set(data["modes"]) == {"bm25", "vector", "hybrid"}
-    table = runner.invoke(app, ["eval-retrieval", "--dataset", str(dataset), "--modes", "bm25",
-                                "--no-ingest"])
-    assert table.exit_code == 0
-    assert "| bm25 |" in table.output and "| vector |" not in table.output

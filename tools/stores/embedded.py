@@ -287,7 +287,7 @@ class EmbeddedStore:
         elif mode == "vector":
             ranked = self._vector(query, name, k, allowed)
         elif mode == "hybrid":
-            depth = max(k * 4, 50)
+            depth = max(k, 100)  # candidates per leg, as Weaviate (QUERY_HYBRID_MAXIMUM_RESULTS)
             fused = relative_score_fusion(
                 self._bm25(query, name, depth, allowed),
                 self._vector(query, name, depth, allowed),
