@@ -8,6 +8,7 @@ chunk, so a consumer never sees a token twice.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 if TYPE_CHECKING:
     from core.llm import LLMGateway
@@ -25,10 +26,29 @@ class GatewayChatOpenAI(ChatOpenAI):
     """ChatOpenAI routed through `LLMGateway` (retries, typed errors, ledger, logs, cache)."""
 
     gateway: Any = Field(default=None, exclude=True)
+    _loop: Any = PrivateAttr(default=None)
 
     @property
     def _gw(self) -> LLMGateway:
         return self.gateway  # type: ignore[no-any-return]
+
+    def _bind_to_running_loop(self) -> None:
+        """Give each event loop its own connection pool.
+
+        langchain-openai shares one cached httpx.AsyncClient per base URL; its pooled
+        connections belong to the loop that opened them, so a second `asyncio.run` in the same
+        process would fail (and retry) on every reused connection.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is not None:
+            import openai
+
+            root = self.root_async_client.copy(http_client=openai.DefaultAsyncHttpxClient())
+            self.root_async_client = root
+            self.async_client = root.chat.completions
+        self._loop = loop
 
     def _generate(
         self,
@@ -50,6 +70,8 @@ class GatewayChatOpenAI(ChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        self._bind_to_running_loop()
+
         async def attempt(timeout: float) -> ChatResult:
             return await ChatOpenAI._agenerate(
                 self, messages, stop, run_manager, timeout=timeout, **kwargs)
@@ -75,6 +97,8 @@ class GatewayChatOpenAI(ChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        self._bind_to_running_loop()
+
         def attempt(timeout: float) -> AsyncIterator[ChatGenerationChunk]:
             return ChatOpenAI._astream(self, messages, stop, run_manager, timeout=timeout, **kwargs)
 
