@@ -21,34 +21,44 @@ from pydantic import Field, PrivateAttr
 if TYPE_CHECKING:
     from core.llm import LLMGateway
 
+ASYNC_POOLS = 8  # connection pools per event loop
+
 
 class GatewayChatOpenAI(ChatOpenAI):
     """ChatOpenAI routed through `LLMGateway` (retries, typed errors, ledger, logs, cache)."""
 
     gateway: Any = Field(default=None, exclude=True)
     _loop: Any = PrivateAttr(default=None)
+    _pools: list[Any] = PrivateAttr(default_factory=list)
+    _calls: int = PrivateAttr(default=0)
 
     @property
     def _gw(self) -> LLMGateway:
         return self.gateway  # type: ignore[no-any-return]
 
     def _bind_to_running_loop(self) -> None:
-        """Give each event loop its own connection pool.
+        """Use async clients of the running event loop, spreading calls over a few pools.
 
         langchain-openai shares one cached httpx.AsyncClient per base URL; its pooled
         connections belong to the loop that opened them, so a second `asyncio.run` in the same
-        process would fail (and retry) on every reused connection.
+        process would fail (and retry) on every reused connection. And one httpcore pool spends
+        time quadratic in its connections matching requests to connections, which dominates at
+        hundreds of concurrent calls; several smaller pools keep that cost down.
         """
         loop = asyncio.get_running_loop()
-        if self._loop is loop:
-            return
-        if self._loop is not None:
+        if self._loop is not loop:
             import openai
 
-            root = self.root_async_client.copy(http_client=openai.DefaultAsyncHttpxClient())
-            self.root_async_client = root
-            self.async_client = root.chat.completions
-        self._loop = loop
+            base = self.root_async_client
+            self._pools = [
+                base.copy(http_client=openai.DefaultAsyncHttpxClient()) for _ in range(ASYNC_POOLS)
+            ]
+            self._loop = loop
+        self._calls += 1
+        root = self._pools[self._calls % len(self._pools)]
+        # any pool of this loop serves any call, so concurrent calls may interleave these writes
+        self.root_async_client = root
+        self.async_client = root.chat.completions
 
     def _generate(
         self,
