@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import statistics
 import sys
 import time
@@ -26,39 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from agents.extractive import ExtractiveMapSummarizer
-from agents.extractive.text import blocks, clean_markup, split_sentences
+from agents.extractive.text import clean_markup, split_sentences
+from ragloom.evaluation import lead, overview, reference_and_rest
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared/datasets/python-docs/corpus/library"
 METRICS = ("rouge1", "rouge2", "rougeL")
-
-
-def reference_and_rest(raw: str) -> tuple[str, str] | None:
-    """The first prose paragraph (>= 8 words) after the title, and the text after it."""
-    for kind, block in blocks(raw):
-        if kind == "code" or block.lstrip().startswith("**Source code"):
-            continue
-        if len(block.split()) < 8:
-            continue
-        first = block.strip().splitlines()[0].strip()
-        start = raw.find(first)
-        if start < 0:
-            return None
-        end = raw.find(block.strip().splitlines()[-1].strip(), start) + len(
-            block.strip().splitlines()[-1].strip()
-        )
-        reference = clean_markup(" ".join(block.split()))
-        return reference, raw[end:]
-    return None
-
-
-def lead(rest: str, k: int) -> str:
-    return " ".join(s.clean for s in split_sentences(rest)[:k])
-
-
-def overview(summary: str) -> str:
-    """The paragraph under '## Overview' of a structured summary."""
-    match = re.search(r"## Overview\s*\n\s*\n(.*?)(\n\s*\n|$)", summary, re.S)
-    return match.group(1).strip() if match else summary
 
 
 async def graph_summary(graph: Any, title: str, rest: str, length: str) -> str:
