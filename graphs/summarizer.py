@@ -468,3 +468,8 @@ def build_summarizer(
     )  # fmt: skip
     graph = build_summarizer_graph(context, checkpointer=checkpointer or None)
     return graph.with_config(max_concurrency=max_concurrency, recursion_limit=64)
+
+
+def make_summarizer() -> Any:
+    """Entry for `langgraph.json`: the LangGraph server supplies its own checkpointer."""
+    return build_summarizer(checkpointer=False)
