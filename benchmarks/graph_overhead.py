@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
+from core.logging import configure_logging
 from graphs.assistant import build_assistant_graph
 from graphs.assistant_state import AssistantContext
 from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
@@ -76,6 +78,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=2000)
     args = parser.parse_args()
+    # the product's log line per answer stays on, as JSON, as in a deployed app
+    configure_logging(level="INFO", fmt="json", stream=open(os.devnull, "w"))  # noqa: SIM115
     result: dict[str, Any] = {"runs": args.runs, "nodes_per_invoke": len(PATH)}
     for label, saver in (("no_checkpointer", None), ("in_memory_saver", InMemorySaver)):
         raw = raw_graph(saver() if saver else None)

@@ -7,7 +7,7 @@ JSON-serialisable for checkpointers) can carry them as dicts.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -54,9 +54,18 @@ class Chunk:
     score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["heading_path"] = list(self.heading_path)
-        return data
+        return {
+            "id": self.id,
+            "source": self.source,
+            "text": self.text,
+            "title": self.title,
+            "heading_path": list(self.heading_path),
+            "start": self.start,
+            "end": self.end,
+            "position": self.position,
+            "metadata": dict(self.metadata),
+            "score": self.score,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Chunk:
@@ -85,9 +94,13 @@ class Citation:
     score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["heading_path"] = list(self.heading_path)
-        return data
+        return {
+            "chunk_id": self.chunk_id,
+            "source": self.source,
+            "heading_path": list(self.heading_path),
+            "quote": self.quote,
+            "score": self.score,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Citation:
