@@ -113,19 +113,12 @@ def _to_document(data: dict[str, Any]) -> Document:
     headings = tuple((int(o), tuple(h)) for o, h in data.get("headings") or ())
     title = data.get("title") or ""
     if not headings:  # in-memory text: find its headings as the loader would
-        parsed_title, headings = _parse_headings(data["text"], data["source"])
-        title = title or parsed_title
+        from tools.ingest.loaders import parse_text
+
+        parsed = parse_text(data["text"], data["source"])
+        headings, title = parsed.headings, title or parsed.title
     title = title or Path(data["source"]).stem
     return Document(source=data["source"], text=data["text"], title=title, headings=headings)
-
-
-def _parse_headings(text: str, source: str) -> tuple[str, tuple[tuple[int, tuple[str, ...]], ...]]:
-    """Title and heading offsets of reST (by suffix) or Markdown text."""
-    from tools.ingest import loaders
-
-    kind = "rst" if source.lower().endswith(".rst") else "markdown"
-    _, title, headings = loaders._PARSERS[kind](text, source)
-    return title, headings
 
 
 def _heading_path(title: str, heading_path: Sequence[str]) -> tuple[str, ...]:

@@ -206,3 +206,14 @@ def test_chunk_spans_point_into_the_document(tmp_path: Path, name: str, content:
         assert chunk.source == doc.source and chunk.title == doc.title
         assert chunk.metadata["content_hash"] == doc.content_hash
         assert chunk.metadata["modified"] == doc.metadata["modified"]
+
+
+def test_parse_text_reads_in_memory_text_like_the_loader(tmp_path: Path) -> None:
+    from tools.ingest.loaders import parse_text
+
+    text = "Title\n=====\n\nIntro.\n\nPart\n----\n\nBody.\n"
+    (tmp_path / "page.rst").write_text(text)
+    loaded = load_document(tmp_path / "page.rst", source="page.rst")
+    parsed = parse_text(text, "page.rst")
+    assert (parsed.title, parsed.headings) == (loaded.title, loaded.headings)
+    assert parse_text("# Notes\n\nHello.\n", "notes").title == "Notes"  # no suffix: Markdown

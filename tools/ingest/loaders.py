@@ -64,6 +64,15 @@ def load_document(
     )
 
 
+def parse_text(text: str, source: str) -> Document:
+    """A Document from in-memory text, parsed by `source`'s suffix as the loader would (title and
+    headings); text without a known suffix is read as Markdown."""
+    kind = TEXT_SUFFIXES.get(Path(source).suffix.lower())
+    parse = _PARSERS.get(kind or "markdown", _parse_markdown)
+    text, title, headings = parse(text, source)
+    return Document(source=source, text=text, title=title or Path(source).stem, headings=headings)
+
+
 def _read_bytes(path: Path, name: str, max_bytes: int) -> bytes:
     try:
         size = path.stat().st_size
