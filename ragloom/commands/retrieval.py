@@ -53,6 +53,9 @@ def ingest(
     chunk_tokens: Annotated[int | None, typer.Option("--chunk-tokens", min=32)] = None,
     overlap: Annotated[int | None, typer.Option("--overlap", min=0)] = None,
     store: StoreOption = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete stored sources these paths no longer hold.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Load, chunk, embed and store files; unchanged files are skipped."""
@@ -69,7 +72,7 @@ def ingest(
             paths, chunk_store, tenant=tenant or settings.store.tenant,
             chunk_tokens=chunk_tokens or settings.retrieval.chunk_tokens,
             overlap=settings.retrieval.chunk_overlap if overlap is None else overlap,
-            progress=not as_json,
+            progress=not as_json, prune=prune,
         )
     finally:
         chunk_store.close()
@@ -88,7 +91,8 @@ def _print_report(report: Any) -> None:
     console = Console()
     console.print(
         f"files {report.files_seen}  ingested {report.ingested}  "
-        f"skipped (unchanged) {report.skipped_unchanged}  failed {len(report.failed)}  "
+        f"skipped (unchanged) {report.skipped_unchanged}  removed {report.removed}  "
+        f"failed {len(report.failed)}  "
         f"chunks {report.chunks_written} (embedded {report.chunks_embedded})  "
         f"{report.seconds:.1f}s ({report.seconds_embedding:.1f}s embedding)"
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import StoreError
+from core.testing import HashingEmbedder
 from tests.tools.helpers import CountingEmbedder, make_pdf
 from tools.ingest import ingest_paths
 from tools.stores.embedded import EmbeddedStore
@@ -148,3 +149,19 @@ def test_single_files_missing_paths_and_tenants(corpus: Path, tmp_path: Path) ->
         assert [(f.code, f.reason) for f in report.failed] == [("ingest", "no such file")]
         assert list(store.sources(tenant="t1")) == [(corpus / "notes.txt").as_posix()]
         assert store.count() == 0
+
+
+def test_prune_removes_sources_deleted_from_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("a.md", "b.md", "c.md"):
+        (folder / name).write_text(f"# {name}\n\nSome text about {name}.\n")
+    with EmbeddedStore(tmp_path / "s.db", HashingEmbedder(64)) as store:
+        ingest_paths([folder], store, progress=False)
+        (folder / "b.md").unlink()
+        kept = ingest_paths([folder], store, progress=False)
+        assert kept.removed == 0 and "b.md" in store.sources()  # without prune nothing goes
+        pruned = ingest_paths([folder], store, progress=False, prune=True)
+        assert pruned.removed == 1
+        assert sorted(store.sources()) == ["a.md", "c.md"]
+        assert all(c.source != "b.md" for c in store.search("text", k=10, mode="bm25"))

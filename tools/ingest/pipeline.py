@@ -44,6 +44,7 @@ class IngestReport:
     chunks_written: int = 0
     chunks_embedded: int = 0
     skipped_unchanged: int = 0
+    removed: int = 0
     failed: list[FileFailure] = field(default_factory=list)
     seconds: float = 0.0
     seconds_embedding: float = 0.0
@@ -98,11 +99,14 @@ def ingest_paths(
     overlap: int = 32,
     progress: bool = True,
     max_bytes: int = MAX_FILE_BYTES,
+    prune: bool = False,
 ) -> IngestReport:
     """Ingest files and folders (recursively) into `store`; returns the report.
 
     A folder's files are named relative to it, POSIX style (`library/os.rst`); a file given
-    directly keeps the path as given.
+    directly keeps the path as given. With `prune`, sources in the store (this tenant) that this
+    run did not see are deleted, so the store mirrors `paths` (files that failed to load count
+    as seen and keep their old chunks).
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -121,6 +125,11 @@ def ingest_paths(
             for item in inputs:
                 _ingest_one(item, store, known, report, tenant, chunk_tokens, overlap, max_bytes)
                 advance(item.source)
+        if prune:
+            seen = {item.source for item in inputs} | {f.source for f in report.failed}
+            for source in sorted(set(known) - seen):
+                store.delete(source, tenant=tenant)
+                report.removed += 1
     finally:
         if timer is not None:
             store.embedder = timer.inner  # type: ignore[attr-defined]
