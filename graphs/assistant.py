@@ -18,11 +18,13 @@ Each node is written once, as a generator that yields role calls; a driver runs 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
+from langchain_core.runnables import RunnableConfig
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -92,13 +94,19 @@ def _node(
             update["usage_log"] = [record]
         return update
 
-    def run(state: AssistantState, runtime: Runtime[Any]) -> dict[str, Any]:
-        with structlog.contextvars.bound_contextvars(node=name), metered(name) as record:
+    def log_keys(state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
+        thread_id = (config.get("configurable") or {}).get("thread_id")
+        return {"node": name, "run_id": state.get("run_id"), "thread_id": thread_id}
+
+    def run(state: AssistantState, runtime: Runtime[Any], config: RunnableConfig) -> dict:
+        keys = log_keys(state, config)
+        with structlog.contextvars.bound_contextvars(**keys), metered(name) as record:
             update = _drive_sync(body(state, context(runtime), runtime))
         return finish(state, update, record)
 
-    async def arun(state: AssistantState, runtime: Runtime[Any]) -> dict[str, Any]:
-        with structlog.contextvars.bound_contextvars(node=name), metered(name) as record:
+    async def arun(state: AssistantState, runtime: Runtime[Any], config: RunnableConfig) -> dict:
+        keys = log_keys(state, config)
+        with structlog.contextvars.bound_contextvars(**keys), metered(name) as record:
             update = await _drive_async(body(state, context(runtime), runtime))
         return finish(state, update, record)
 
@@ -176,6 +184,7 @@ def start_turn(state: AssistantState, ctx: AssistantContext, runtime: Runtime[An
     """Open a turn: record the question, reset per-turn fields, start the clock."""
     question = (state.get("question") or "").strip()
     return {
+        "run_id": uuid.uuid4().hex[:16],
         "messages": [{"role": "user", "content": question}],
         "question": question,
         "route": "",

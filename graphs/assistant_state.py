@@ -50,6 +50,7 @@ class AssistantState(TypedDict, total=False):
     # the thread: kept across turns
     messages: Annotated[list[dict[str, Any]], operator.add]
     # the current turn
+    run_id: str
     question: str
     route: str
     route_reason: str

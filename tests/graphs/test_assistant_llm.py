@@ -112,3 +112,27 @@ async def test_async_stream_and_concurrent_threads(tmp_path: Path) -> None:
         ]
     assert all(r["citations"] for r in results)
     assert nodes[0] == "start_turn" and nodes[-1] == "finalize"
+
+
+def test_logs_carry_run_thread_node_and_usage(tmp_path: Path) -> None:
+    import io
+    import json
+
+    from core.logging import configure_logging
+
+    out = io.StringIO()
+    configure_logging("INFO", fmt="json", stream=out)
+    try:
+        with OpenAICompatibleServer(AssistantLLM()) as server:
+            _assistant(server, tmp_path).invoke(
+                {"question": "octal?"}, {"configurable": {"thread_id": "log-thread"}}
+            )
+    finally:
+        configure_logging("WARNING")
+    events = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    calls = [e for e in events if e["event"] == "llm.call"]
+    answer = next(e for e in events if e["event"] == "assistant.answer")
+    assert {c["node"] for c in calls} >= {"route", "generate_answer", "check_grounding"}
+    assert all(c["thread_id"] == "log-thread" and c["run_id"] == answer["run_id"] for c in calls)
+    assert all({"attempt", "latency_ms", "tokens_in", "tokens_out"} <= set(c) for c in calls)
+    assert answer["engine"] == "openai" and answer["node"] == "finalize"
