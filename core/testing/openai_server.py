@@ -17,6 +17,7 @@ import collections
 import contextlib
 import json
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -137,6 +138,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up is normal here (timeouts, cancelled calls): stay quiet."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, addr = super().get_request()
