@@ -63,3 +63,18 @@ def test_editing_the_end_keeps_earlier_chunk_ids() -> None:
     after = split_document(_doc(LONG + " One more sentence."), chunk_tokens=64, overlap=8)
     assert [c.id for c in before[:-1]] == [c.id for c in after[: len(before) - 1]]
     assert before[-1].id != after[-1].id
+
+
+def test_merged_small_sections_keep_an_honest_heading_path() -> None:
+    from tools.ingest.loaders import parse_text
+
+    body = " ".join(f"word{i}" for i in range(80))
+    doc = parse_text(
+        "Guide\n=====\n\nPart\n----\n\nSub\n~~~\n\n" + body + "\n\n"  # Part is only a heading
+        "Other\n-----\n\nA short note.\n\nLast\n----\n\n" + body + "\n",  # Other has text
+        "guide.rst",
+    )
+    paths = [c.heading_path for c in split_document(doc, chunk_tokens=128, overlap=0)]
+    assert ("Guide", "Part", "Sub") in paths  # a bare parent heading joins its subsection
+    assert ("Guide", "Last") not in paths  # "Other"'s note and "Last" share only "Guide"
+    assert ("Guide",) in paths

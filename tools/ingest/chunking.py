@@ -128,21 +128,51 @@ def _sections(doc: Document) -> list[_Section]:
 
 
 def _merge_small(sections: list[_Section], text: str, min_tokens: int) -> list[_Section]:
-    """Merge sections under `min_tokens` into the next section (which gives the heading path)."""
+    """Merge sections under `min_tokens` into the next section.
+
+    The merged heading path is the next section's when the small one is only its heading (a
+    parent heading right above its first subsection); otherwise the paths' common prefix, since
+    the chunk then holds text of both sections.
+    """
     merged: list[_Section] = []
     pending: _Section | None = None
+    pending_bare = False  # the pending sections hold headings and nothing else
     for section in sections:
+        bare = _heading_only(text[section.start:section.end])
         if pending is not None:
-            section = _Section(pending.start, section.end, section.heading_path)
+            path = section.heading_path
+            if not pending_bare:
+                path = _common_prefix(pending.heading_path, path)
+            section = _Section(pending.start, section.end, path)
+            bare = bare and pending_bare
             pending = None
         if count_tokens(text[section.start:section.end]) < min_tokens:
-            pending = section
+            pending, pending_bare = section, bare
         else:
             merged.append(section)
     if pending is not None:
         if merged:
             last = merged.pop()
-            merged.append(_Section(last.start, pending.end, last.heading_path))
+            path = _common_prefix(last.heading_path, pending.heading_path)
+            merged.append(_Section(last.start, pending.end, path))
         elif text[pending.start:pending.end].strip():
             merged.append(pending)
     return merged
+
+
+_RULE = re.compile(r"[\W_]+")  # underline / overline rows of reST headings
+
+
+def _heading_only(text: str) -> bool:
+    """Whether a section's text is just its heading (title line plus reST rules)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return len([line for line in lines if not _RULE.fullmatch(line.strip())]) <= 1
+
+
+def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    prefix: list[str] = []
+    for left, right in zip(a, b, strict=False):
+        if left != right:
+            break
+        prefix.append(left)
+    return tuple(prefix)
