@@ -211,8 +211,12 @@ def _split_prose(paragraph: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+_TABLE_ROW = re.compile(r"^(\|.*\||\+[-=+]+\+)$")
+
+
 def blocks(text: str, prose: str = "prose") -> Iterable[tuple[str, str]]:
-    """Yield (kind, piece) pairs of a text in order: kind is 'code' for literal blocks, else
+    """Yield (kind, piece) pairs of a text in order: kind is 'code' for literal blocks, 'table'
+    for Markdown and grid tables, else
     'prose' for running text, 'entry' for the body of an API entry (function, class, ...) and
     'note' for admonitions."""
     lines = text.splitlines()
@@ -239,6 +243,13 @@ def blocks(text: str, prose: str = "prose") -> Iterable[tuple[str, str]]:
                 j += 1
             yield "code", "\n".join(lines[i + 1 : j])
             i, expect_code = j + 1, False
+            continue
+        if not para and _TABLE_ROW.match(stripped):  # Markdown or reST grid table: not prose
+            j = i
+            while j < n and _TABLE_ROW.match(lines[j].strip()):
+                j += 1
+            yield "table", "\n".join(lines[i:j])
+            i = j
             continue
         base = _indent(line)
         if not para and (
@@ -343,6 +354,8 @@ def split_sentences(text: str) -> list[Sentence]:
     sentences: list[Sentence] = []
     paragraph = 0
     for kind, block in blocks(text):
+        if kind == "table":
+            continue
         if kind == "code":
             if sentences and sentences[-1].code is None and block.strip():
                 last = sentences[-1]

@@ -182,3 +182,15 @@ async def test_async_twins_match(chunks: list[Chunk]) -> None:
     draft = await ExtractiveAnswerer().aanswer(QUESTION, chunks)
     assert draft == ExtractiveAnswerer().answer(QUESTION, chunks)
     assert (await ExtractiveGroundingChecker().acheck(draft, chunks)).grounded
+
+
+def test_tables_are_not_sentences() -> None:
+    from agents.extractive.text import split_sentences
+
+    text = (
+        "Commands are listed below.\n\n| command | what |\n|---|---|\n| ask | answers |\n\n"
+        "Grid tables too.\n\n+---+---+\n| a | b |\n+===+===+\n\nThat is all."
+    )
+    assert [s.text for s in split_sentences(text)] == [
+        "Commands are listed below.", "Grid tables too.", "That is all."
+    ]
