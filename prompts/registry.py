@@ -193,6 +193,15 @@ class PromptRegistry:
         return program
 
 
+def load_judges(settings: Any) -> dict[str, Any]:
+    """The judge programs the graphs run (compiled when available), keyed `faithfulness` and
+    `relevance`: one judge for the grounding check, the eval metric and the compile metric."""
+    from prompts.metrics import JUDGE_MODULES
+
+    registry = PromptRegistry.from_settings(settings)
+    return {kind: registry.load(module) for kind, module in JUDGE_MODULES.items()}
+
+
 def load_compiled(module_name: str, settings: Any) -> Path | None:
     """Path of the artefact `module_name` would load under `settings` (or None)."""
     artefact = PromptRegistry.from_settings(settings).resolve(module_name)

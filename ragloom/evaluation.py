@@ -59,6 +59,7 @@ def evaluate_answers(
 
     graph = build_assistant(settings, store=store, checkpointer=False, summarizer=False)
     questions = load_questions(dataset_dir)[:limit]
+    judge = _Judges(settings) if settings.resolved_engine == "openai" else None
     f1s: list[float] = []
     hits: list[float] = []
     cited: list[float] = []
@@ -73,16 +74,56 @@ def evaluate_answers(
             f1s.append(token_f1(result.get("answer", ""), item.answer))
             hits.append(citation_hit(sources, item.gold))
             cited.append(1.0 if sources else 0.0)
+            if judge is not None:
+                judge.score(item.question, result)
             bar.advance(task)
     count = len(questions) or 1
-    return {
+    figures: dict[str, Any] = {
         "questions": len(questions),
         "engine": engine,
         "token_f1": round(sum(f1s) / count, 4),
         "citation_hit_rate": round(sum(hits) / count, 4),
         "answered_with_citations": round(sum(cited) / count, 4),
-        "seconds": round(time.perf_counter() - started, 2),
     }
+    if judge is not None:
+        figures.update(judge.means())
+    figures["seconds"] = round(time.perf_counter() - started, 2)
+    return figures
+
+
+class _Judges:
+    """The LLM judges of the graphs (compiled when available) as eval metrics: faithfulness of
+    each answer to the passages it quotes, and its relevance to the question."""
+
+    def __init__(self, settings: Settings) -> None:
+        from core.llm import LLMGateway
+        from prompts.registry import load_judges
+
+        self.judges = load_judges(settings)
+        self.lm = LLMGateway(settings.llm).dspy_lm()
+        self.faithfulness: list[float] = []
+        self.relevance: list[float] = []
+
+    def score(self, question: str, result: dict[str, Any]) -> None:
+        import dspy
+
+        from prompts.metrics import judge_faithfulness, judge_relevance
+        from prompts.programs import make_adapter
+
+        answer = result.get("answer", "")
+        quotes = "\n".join(c.get("quote", "") for c in result.get("citations", []))
+        with dspy.context(lm=self.lm, adapter=make_adapter()):
+            self.faithfulness.append(
+                judge_faithfulness(quotes, answer, self.judges["faithfulness"])
+            )
+            self.relevance.append(judge_relevance(question, answer, self.judges["relevance"]))
+
+    def means(self) -> dict[str, float]:
+        count = len(self.faithfulness) or 1
+        return {
+            "judge_faithfulness": round(sum(self.faithfulness) / count, 4),
+            "judge_relevance": round(sum(self.relevance) / count, 4),
+        }
 
 
 def check_minimums(figures: dict[str, Any], minimums: Sequence[str]) -> list[str]:

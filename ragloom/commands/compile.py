@@ -212,7 +212,9 @@ def _compile(
     from prompts.compile import compile_module
 
     lm = _lm(settings)
-    judges = _judges(settings)
+    from prompts.registry import load_judges
+
+    judges = load_judges(settings)
     total = options.budget_calls or estimate.calls
     columns = (TextColumn("LM calls"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, disable=as_json, transient=True) as progress:
@@ -236,16 +238,6 @@ def _compile(
                 on_call=on_call,
                 judges=judges,
             )
-
-
-def _judges(settings: Any) -> dict[str, Any]:
-    """The judge programs the graphs use (compiled when available): the compile metric is the
-    same judge as the grounding check and the document grader."""
-    from prompts.metrics import JUDGE_MODULES
-    from prompts.registry import PromptRegistry
-
-    registry = PromptRegistry.from_settings(settings)
-    return {kind: registry.load(module) for kind, module in JUDGE_MODULES.items()}
 
 
 @prompts_app.command("list")

@@ -16,6 +16,7 @@ ROLE_MARKERS = {
     "grader": "`passage`",
     "grounding": "`grounded`",
     "answerer": "`feedback`",
+    "relevance_judge": "`response`",
 }
 
 
@@ -49,6 +50,8 @@ class AssistantLLM:
         if role == "grader":
             ok = self.relevant(index, input_field(request, "passage"))
             return chat_reply(relevant=ok, score=0.9 if ok else 0.1)
+        if role == "relevance_judge":
+            return chat_reply(relevant=True, score=0.8)
         if role == "grounding":
             ok = self.grounded(index)
             claims = [] if ok else ["Octal literals start with 0o"]

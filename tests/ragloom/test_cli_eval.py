@@ -81,3 +81,20 @@ def test_min_gate_fails_below_and_passes_above(dataset: Path) -> None:
     assert "below minimum" in failing.output
     unknown = runner.invoke(app, [*args, "--min", "retrieval.modes.nope=1"])
     assert unknown.exit_code == 1 and "no such figure" in unknown.output
+
+
+def test_eval_answers_on_the_openai_engine_adds_the_llm_judges(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.testing import OpenAICompatibleServer
+    from tests.graphs.llm_script import AssistantLLM
+
+    llm = AssistantLLM()
+    with OpenAICompatibleServer(llm) as server:
+        monkeypatch.setenv("RAGLOOM_LLM__BASE_URL", server.base_url)
+        result = runner.invoke(app, ["eval", "answers", "--dataset", str(dataset), "--json"])
+    assert result.exit_code == 0, result.output
+    answers = json.loads(result.stdout)["answers"]
+    assert answers["engine"] == "openai"
+    assert answers["judge_faithfulness"] == 1.0 and answers["judge_relevance"] == 0.8
+    assert llm.calls["relevance_judge"] == 2  # one judgement per question
