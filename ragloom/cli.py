@@ -33,5 +33,13 @@ _register_all()
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point: ragloom's own errors print as one line (code, message, fix)."""
+    from core.errors import RagloomError
+
+    try:
+        app()
+    except RagloomError as exc:
+        import sys
+
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -62,3 +62,26 @@ def test_chat_repl_keeps_one_thread(workspace: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "0o" in result.output and "numbers.md" in result.output
+
+
+def test_a_typed_error_prints_one_line_and_exits_1(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGLOOM_", "OPENAI_"))}
+    env.update(
+        RAGLOOM_EMBEDDER__KIND="hashing",
+        RAGLOOM_STORE__PATH=str(tmp_path / "store.db"),
+        RAGLOOM_CHECKPOINTER__PATH=str(tmp_path / "threads.db"),
+        RAGLOOM_LLM__BASE_URL="http://127.0.0.1:9/v1",  # nothing listens there
+        RAGLOOM_LLM__DEADLINE="1",
+        RAGLOOM_LOG_LEVEL="CRITICAL",
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "ragloom", "ask", "What is a list?"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith("error: [") and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
