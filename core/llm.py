@@ -610,3 +610,24 @@ class LLMGateway:
             self._record(kind="embed", usage=_Usage(name), attempts=attempts, started=started,
                          node=_node(None), error=exc)
             raise
+
+
+def dspy_lm_for(llm: Any, settings: LLMSettings) -> Any:
+    """The DSPy LM the `openai` engine's roles call, from what a caller passed as `llm`:
+    None (a gateway built from `settings`), an `LLMGateway`, or any LangChain chat model
+    (e.g. `ChatAnthropic`; it then keeps its own retry behaviour, not the gateway's)."""
+    if llm is None:
+        return LLMGateway(settings).dspy_lm()
+    if isinstance(llm, LLMGateway):
+        return llm.dspy_lm()
+    from langchain_core.language_models import BaseChatModel
+
+    if isinstance(llm, BaseChatModel):
+        from core.dspy_lm import GatewayLM
+
+        name = getattr(llm, "model_name", None) or getattr(llm, "model", None) or "chat-model"
+        return GatewayLM(llm, model=str(name))
+    raise ConfigError(
+        f"llm must be an LLMGateway or a LangChain chat model, not {type(llm).__name__}",
+        setting="llm", fix="pass LLMGateway(settings.llm) or e.g. ChatOpenAI(...)",
+    )

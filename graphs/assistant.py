@@ -574,9 +574,9 @@ def build_assistant(
 
     Defaults come from `settings` (read from the environment when None): the embedded store,
     the SQLite checkpointer, and the engine settings pick (`openai` when a key or base URL is
-    set, else `extractive`). Pass `llm` (an `LLMGateway`) to use a model explicitly, `roles` to
-    supply agent roles yourself, `checkpointer=False` for no memory. Nothing connects until
-    this is called; calling it opens the store and checkpointer.
+    set, else `extractive`). Pass `llm` (an `LLMGateway`, or any LangChain chat model) to use a
+    model explicitly, `roles` to supply agent roles yourself, `checkpointer=False` for no
+    memory. Nothing connects at import; calling this opens the store and checkpointer.
 
     Use: `graph.invoke({"question": "..."}, {"configurable": {"thread_id": "t1"}})`.
     """
@@ -620,16 +620,15 @@ def _roles_for(settings: Any, llm: Any, embedder: Any) -> tuple[Any, Any]:
 
     if llm is None and settings.resolved_engine == "extractive":
         return extractive_assistant_roles(embedder), None
-    from core.llm import LLMGateway
+    from core.llm import dspy_lm_for
     from core.pricing import cost_usd
 
-    gateway = llm if llm is not None else LLMGateway(settings.llm)
-    model = gateway.settings.model
+    lm = dspy_lm_for(llm, settings.llm)
 
     def price(tokens_in: int, tokens_out: int) -> float | None:
-        return cost_usd(model, tokens_in, tokens_out)
+        return cost_usd(str(lm.model), tokens_in, tokens_out)
 
-    return dspy_assistant_roles(gateway.dspy_lm(), settings), price
+    return dspy_assistant_roles(lm, settings), price
 
 
 def make_assistant() -> Any:

@@ -413,10 +413,9 @@ def summarizer_roles(
     if llm is None and settings.resolved_engine == "extractive":
         roles = extractive_summarizer_roles(embedder)
     else:
-        from core.llm import LLMGateway
+        from core.llm import dspy_lm_for
 
-        gateway = llm if llm is not None else LLMGateway(settings.llm)
-        roles = dspy_summarizer_roles(gateway.dspy_lm(), settings)
+        roles = dspy_summarizer_roles(dspy_lm_for(llm, settings.llm), settings)
     return SummarizerRoles(
         roles.engine, map_summarizer or roles.map, reduce_summarizer or roles.reduce
     )
@@ -439,7 +438,8 @@ def build_summarizer(
     """A compiled LangGraph summarizer.
 
     The engine comes from `settings` (extractive with no key; DSPy modules through the gateway
-    when a key or base URL is set, or when `llm`, an `LLMGateway`, is given); `map_summarizer` /
+    when a key or base URL is set, or when `llm` (an `LLMGateway` or a LangChain chat model)
+    is given); `map_summarizer` /
     `reduce_summarizer` override the roles. `token_budget` is what one call may read (default:
     8,000 tokens for an LLM, 32,000 for the extractive engine). Pass a checkpointer to make runs
     resumable (then give a `thread_id`); None or False compiles without one.

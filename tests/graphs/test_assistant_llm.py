@@ -136,3 +136,25 @@ def test_logs_carry_run_thread_node_and_usage(tmp_path: Path) -> None:
     assert all(c["thread_id"] == "log-thread" and c["run_id"] == answer["run_id"] for c in calls)
     assert all({"attempt", "latency_ms", "tokens_in", "tokens_out"} <= set(c) for c in calls)
     assert answer["engine"] == "openai" and answer["node"] == "finalize"
+
+
+def test_any_langchain_chat_model_can_drive_the_roles(tmp_path: Path) -> None:
+    from langchain_openai import ChatOpenAI
+
+    llm = AssistantLLM()
+    with OpenAICompatibleServer(llm) as server:
+        chat = ChatOpenAI(model="plain-model", base_url=server.base_url, api_key="k")
+        settings = make_test_settings(tmp_path)  # no base URL: the engine comes from `llm`
+        graph = build_assistant(settings, store=ListStore(sample_chunks()), llm=chat,
+                                summarizer=False)
+        out = graph.invoke({"question": "octal?"}, CONFIG)
+    assert out["engine"] == "openai" and out["citations"]
+    assert {r.json["model"] for r in server.chat_requests()} == {"plain-model"}
+
+
+def test_a_wrong_llm_is_a_config_error(tmp_path: Path) -> None:
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="llm"):
+        build_assistant(make_test_settings(tmp_path), store=ListStore(sample_chunks()),
+                        llm="gpt-4o", summarizer=False)
