@@ -18,6 +18,7 @@ Each node is written once, as a generator that yields role calls; a driver runs 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -244,7 +245,7 @@ def rewrite_query(state: AssistantState, ctx: AssistantContext, runtime: Runtime
 
 
 def retrieve(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]) -> NodeBody:
-    """Hybrid search for the query and each sub-query, merged by best score."""
+    """Search (hybrid by default) for the query and each sub-query, merged by best score."""
     queries = [state["query"], *state.get("sub_queries", [])]
     settings = ctx.retrieval
     search = _MultiSearch(ctx, queries, settings.k, settings.mode, settings.alpha)
@@ -285,8 +286,6 @@ class _MultiSearch:
         return self._merge([self._one(q) for q in self.queries])
 
     async def arun(self) -> list[Chunk]:
-        import asyncio
-
         results = await asyncio.gather(*(asyncio.to_thread(self._one, q) for q in self.queries))
         return self._merge(results)
 
