@@ -10,7 +10,6 @@ import typer
 
 if TYPE_CHECKING:
     from core.settings import Settings
-    from tools.stores.base import ChunkStore
 
 StoreOption = Annotated[
     Path | None, typer.Option("--store", help="Embedded store file (default: settings.store.path).")
@@ -29,12 +28,6 @@ def _settings(store: Path | None = None, collection: str | None = None) -> Setti
     if collection:
         settings.store.collection = collection
     return settings
-
-
-def _open_store(settings: Settings) -> ChunkStore:
-    from tools.stores import build_store
-
-    return build_store(settings)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -61,10 +54,11 @@ def ingest(
     """Load, chunk, embed and store files; unchanged files are skipped."""
     from core.errors import RagloomError
     from tools.ingest import ingest_paths
+    from tools.stores import build_store
 
     settings = _settings(store, collection)
     try:
-        chunk_store = _open_store(settings)
+        chunk_store = build_store(settings)
     except RagloomError as exc:
         raise _fail(exc) from exc
     try:
@@ -117,20 +111,18 @@ def search(
 ) -> None:
     """Search the store and print the best chunks."""
     from core.errors import RagloomError
+    from ragloom.runtime import open_store
     from tools.retrieval import Retriever, chunk_result
 
     settings = _settings(store)
     try:
-        chunk_store = _open_store(settings)
-        try:
+        with open_store(settings) as chunk_store:
             retriever = Retriever(
                 chunk_store, mode=mode or settings.retrieval.mode,  # type: ignore[arg-type]
                 alpha=settings.retrieval.alpha if alpha is None else alpha,
                 k=k or settings.retrieval.k, tenant=tenant or settings.store.tenant,
             )
             chunks = retriever.search(query, filters=filters)
-        finally:
-            chunk_store.close()
     except RagloomError as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -153,14 +145,12 @@ def sources(
 ) -> None:
     """List ingested sources with their content hashes."""
     from core.errors import RagloomError
+    from ragloom.runtime import open_store
 
     settings = _settings(store)
     try:
-        chunk_store = _open_store(settings)
-        try:
+        with open_store(settings) as chunk_store:
             found = chunk_store.sources(tenant=tenant or settings.store.tenant)
-        finally:
-            chunk_store.close()
     except RagloomError as exc:
         raise _fail(exc) from exc
     if as_json:
