@@ -64,14 +64,20 @@ def ragloom_graph(checkpointer: Any) -> Any:
     return build_assistant_graph(context, checkpointer=checkpointer)
 
 
-def per_invoke_ms(graph: Any, runs: int, threaded: bool) -> float:
-    samples = []
+def _one(graph: Any, i: int, threaded: bool) -> float:
+    config = {"configurable": {"thread_id": f"t{i}"}} if threaded else {}
+    started = time.perf_counter()
+    graph.invoke({"question": "How do I write octal literals?"}, config)
+    return time.perf_counter() - started
+
+
+def interleaved_ms(first: Any, second: Any, runs: int, threaded: bool) -> tuple[float, float]:
+    """Median ms per invoke of two graphs run alternately, so both see the same machine noise."""
+    a, b = [], []
     for i in range(runs):
-        config = {"configurable": {"thread_id": f"t{i}"}} if threaded else {}
-        started = time.perf_counter()
-        graph.invoke({"question": "How do I write octal literals?"}, config)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1000
+        a.append(_one(first, i, threaded))
+        b.append(_one(second, i, threaded))
+    return statistics.median(a) * 1000, statistics.median(b) * 1000
 
 
 def main() -> None:
@@ -84,10 +90,8 @@ def main() -> None:
     for label, saver in (("no_checkpointer", None), ("in_memory_saver", InMemorySaver)):
         raw = raw_graph(saver() if saver else None)
         ours = ragloom_graph(saver() if saver else None)
-        for graph in (raw, ours):  # warm up
-            per_invoke_ms(graph, 50, saver is not None)
-        raw_ms = per_invoke_ms(raw, args.runs, saver is not None)
-        ours_ms = per_invoke_ms(ours, args.runs, saver is not None)
+        interleaved_ms(raw, ours, 50, saver is not None)  # warm up
+        raw_ms, ours_ms = interleaved_ms(raw, ours, args.runs, saver is not None)
         result[label] = {
             "raw_langgraph_ms": round(raw_ms, 3),
             "ragloom_ms": round(ours_ms, 3),

@@ -100,15 +100,21 @@ def _node(
         return {"node": name, "run_id": state.get("run_id"), "thread_id": thread_id}
 
     def run(state: AssistantState, runtime: Runtime[Any], config: RunnableConfig) -> dict:
-        keys = log_keys(state, config)
-        with structlog.contextvars.bound_contextvars(**keys), metered(name) as record:
-            update = _drive_sync(body(state, context(runtime), runtime))
+        tokens = structlog.contextvars.bind_contextvars(**log_keys(state, config))
+        try:
+            with metered(name) as record:
+                update = _drive_sync(body(state, context(runtime), runtime))
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
         return finish(state, update, record)
 
     async def arun(state: AssistantState, runtime: Runtime[Any], config: RunnableConfig) -> dict:
-        keys = log_keys(state, config)
-        with structlog.contextvars.bound_contextvars(**keys), metered(name) as record:
-            update = await _drive_async(body(state, context(runtime), runtime))
+        tokens = structlog.contextvars.bind_contextvars(**log_keys(state, config))
+        try:
+            with metered(name) as record:
+                update = await _drive_async(body(state, context(runtime), runtime))
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
         return finish(state, update, record)
 
     return RunnableCallable(run, arun, name=name, trace=False)
