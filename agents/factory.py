@@ -31,6 +31,7 @@ class AssistantRoles:
     grader: Grader
     answerer: Answerer
     grounding: GroundingChecker
+    model: str | None = None  # the LLM behind the roles (prices its tokens), None without one
 
 
 @dataclass
@@ -42,22 +43,32 @@ class SummarizerRoles:
     reduce: ReduceSummarizer
 
 
-def extractive_assistant_roles(embedder: Embedder | None = None) -> AssistantRoles:
-    """The extractive engine: sentence selection, keyword rewriting, overlap grading, rules."""
-    from agents import extractive
+def engine_lm(settings: Settings, llm: Any = None) -> Any:
+    """The DSPy LM the `openai` engine's roles call, or None when the extractive engine runs
+    (no `llm` given and settings pick `extractive`)."""
+    if llm is None and settings.resolved_engine == "extractive":
+        return None
+    from core.llm import dspy_lm_for
 
-    return AssistantRoles(
-        engine="extractive",
-        router=extractive.ExtractiveRouter(),
-        rewriter=extractive.ExtractiveRewriter(),
-        grader=extractive.ExtractiveGrader(),
-        answerer=extractive.ExtractiveAnswerer(embedder=embedder),
-        grounding=extractive.ExtractiveGroundingChecker(),
-    )
+    return dspy_lm_for(llm, settings.llm)
 
 
-def dspy_assistant_roles(lm: Any, settings: Settings | None = None) -> AssistantRoles:
-    """The `openai` engine: DSPy modules over the gateway's LM, compiled artefacts when present."""
+def assistant_roles(
+    settings: Settings, *, llm: Any = None, embedder: Embedder | None = None
+) -> AssistantRoles:
+    """The assistant's roles for the engine `settings` and `llm` pick."""
+    lm = engine_lm(settings, llm)
+    if lm is None:
+        from agents import extractive
+
+        return AssistantRoles(
+            engine="extractive",
+            router=extractive.ExtractiveRouter(),
+            rewriter=extractive.ExtractiveRewriter(),
+            grader=extractive.ExtractiveGrader(),
+            answerer=extractive.ExtractiveAnswerer(embedder=embedder),
+            grounding=extractive.ExtractiveGroundingChecker(),
+        )
     from agents.dspy_modules import build_dspy_roles
 
     roles = build_dspy_roles(lm, settings=settings)
@@ -68,20 +79,21 @@ def dspy_assistant_roles(lm: Any, settings: Settings | None = None) -> Assistant
         grader=roles["grader"],
         answerer=roles["answerer"],
         grounding=roles["grounding"],
+        model=str(lm.model),
     )
 
 
-def extractive_summarizer_roles(embedder: Embedder | None = None) -> SummarizerRoles:
-    from agents import extractive
+def summarizer_roles(settings: Settings, *, llm: Any = None) -> SummarizerRoles:
+    """The summarizer's map and reduce roles for the engine `settings` and `llm` pick."""
+    lm = engine_lm(settings, llm)
+    if lm is None:
+        from agents import extractive
 
-    return SummarizerRoles(
-        engine="extractive",
-        map=extractive.ExtractiveMapSummarizer(),
-        reduce=extractive.ExtractiveReduceSummarizer(),
-    )
-
-
-def dspy_summarizer_roles(lm: Any, settings: Settings | None = None) -> SummarizerRoles:
+        return SummarizerRoles(
+            engine="extractive",
+            map=extractive.ExtractiveMapSummarizer(),
+            reduce=extractive.ExtractiveReduceSummarizer(),
+        )
     from agents.dspy_modules import build_dspy_roles
 
     roles = build_dspy_roles(lm, settings=settings)

@@ -19,6 +19,7 @@ Each node is written once, as a generator that yields role calls; a driver runs 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -594,9 +595,10 @@ def build_assistant(
 
         embedder = embedder or build_embedder(settings)
         store = build_store(settings, embedder)
-    price = None
     if roles is None:
-        roles, price = _roles_for(settings, llm, embedder)
+        from agents.factory import assistant_roles
+
+        roles = assistant_roles(settings, llm=llm, embedder=embedder)
     if summarizer is None:
         from graphs.summarizer import build_summarizer
 
@@ -612,28 +614,20 @@ def build_assistant(
         retrieval=settings.retrieval,
         summarizer=summarizer,
         tenant=tenant if tenant is not None else settings.store.tenant,
-        price=price,
+        price=_pricer(getattr(roles, "model", None)),
     )
     if clock is not None:
         context.clock = clock
     return build_assistant_graph(context, checkpointer=checkpointer or None)
 
 
-def _roles_for(settings: Any, llm: Any, embedder: Any) -> tuple[Any, Any]:
-    """Roles for the engine settings pick, and a token price function when known."""
-    from agents.factory import dspy_assistant_roles, extractive_assistant_roles
-
-    if llm is None and settings.resolved_engine == "extractive":
-        return extractive_assistant_roles(embedder), None
-    from core.llm import dspy_lm_for
+def _pricer(model: str | None) -> Callable[[int, int], float | None] | None:
+    """Token price of the roles' model (None without a model, or a model without a price)."""
+    if model is None:
+        return None
     from core.pricing import cost_usd
 
-    lm = dspy_lm_for(llm, settings.llm)
-
-    def price(tokens_in: int, tokens_out: int) -> float | None:
-        return cost_usd(str(lm.model), tokens_in, tokens_out)
-
-    return dspy_assistant_roles(lm, settings), price
+    return functools.partial(cost_usd, model)
 
 
 def make_assistant() -> Any:

@@ -397,25 +397,15 @@ def build_summarizer_graph(context: SummarizerContext, *, checkpointer: Any = No
     return builder.compile(checkpointer=checkpointer, name="ragloom-summarizer")
 
 
-def summarizer_roles(
-    settings: Any,
-    *,
-    llm: Any = None,
-    embedder: Any = None,
-    map_summarizer: Any = None,
-    reduce_summarizer: Any = None,
+def _roles(
+    settings: Any, *, llm: Any, map_summarizer: Any, reduce_summarizer: Any
 ) -> SummarizerRoles:
-    """The roles for the engine settings pick; explicit map/reduce roles win."""
-    from agents.factory import dspy_summarizer_roles, extractive_summarizer_roles
-
+    """The roles for the engine settings (and `llm`) pick; explicit map/reduce roles win."""
     if map_summarizer is not None and reduce_summarizer is not None:
         return SummarizerRoles(map_summarizer.engine, map_summarizer, reduce_summarizer)
-    if llm is None and settings.resolved_engine == "extractive":
-        roles = extractive_summarizer_roles(embedder)
-    else:
-        from core.llm import dspy_lm_for
+    from agents.factory import summarizer_roles
 
-        roles = dspy_summarizer_roles(dspy_lm_for(llm, settings.llm), settings)
+    roles = summarizer_roles(settings, llm=llm)
     return SummarizerRoles(
         roles.engine, map_summarizer or roles.map, reduce_summarizer or roles.reduce
     )
@@ -427,7 +417,6 @@ def build_summarizer(
     llm: Any = None,
     map_summarizer: Any = None,
     reduce_summarizer: Any = None,
-    embedder: Any = None,
     checkpointer: Any = None,
     max_concurrency: int = 8,
     token_budget: int | None = None,
@@ -438,11 +427,11 @@ def build_summarizer(
     """A compiled LangGraph summarizer.
 
     The engine comes from `settings` (extractive with no key; DSPy modules through the gateway
-    when a key or base URL is set, or when `llm` (an `LLMGateway` or a LangChain chat model)
-    is given); `map_summarizer` /
-    `reduce_summarizer` override the roles. `token_budget` is what one call may read (default:
-    8,000 tokens for an LLM, 32,000 for the extractive engine). Pass a checkpointer to make runs
-    resumable (then give a `thread_id`); None or False compiles without one.
+    when a key or base URL is set, or when `llm`, an `LLMGateway` or a LangChain chat model, is
+    given); `map_summarizer` / `reduce_summarizer` override the roles. `token_budget` is what
+    one call may read (default: 8,000 tokens for an LLM, 32,000 for the extractive engine).
+    Pass a checkpointer to make runs resumable (then give a `thread_id`); None or False
+    compiles without one.
 
     Use: `graph.invoke({"paths": ["docs/"], "length": "medium"})` or `await graph.ainvoke(...)`
     (async runs map tasks concurrently, at most `max_concurrency` at once).
@@ -450,10 +439,9 @@ def build_summarizer(
     from core.settings import load_settings
 
     settings = settings or load_settings()
-    roles = summarizer_roles(
-        settings, llm=llm, embedder=embedder, map_summarizer=map_summarizer,
-        reduce_summarizer=reduce_summarizer,
-    )  # fmt: skip
+    roles = _roles(
+        settings, llm=llm, map_summarizer=map_summarizer, reduce_summarizer=reduce_summarizer
+    )
     budget = token_budget or DEFAULT_BUDGET.get(roles.engine, DEFAULT_BUDGET["openai"])
     context = SummarizerContext(
         roles=roles, token_budget=budget, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
