@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agents.roles import (
+from ragloom.agents.roles import (
     Answerer,
     Grader,
     GroundingChecker,
@@ -17,8 +17,8 @@ from agents.roles import (
 )
 
 if TYPE_CHECKING:
-    from core.embedders import Embedder
-    from core.settings import Settings
+    from ragloom.core.embedders import Embedder
+    from ragloom.core.settings import Settings
 
 
 @dataclass
@@ -48,7 +48,7 @@ def engine_lm(settings: Settings, llm: Any = None) -> Any:
     (no `llm` given and settings pick `extractive`)."""
     if llm is None and settings.resolved_engine == "extractive":
         return None
-    from core.llm import dspy_lm_for
+    from ragloom.core.llm import dspy_lm_for
 
     return dspy_lm_for(llm, settings.llm)
 
@@ -59,7 +59,7 @@ def assistant_roles(
     """The assistant's roles for the engine `settings` and `llm` pick."""
     lm = engine_lm(settings, llm)
     if lm is None:
-        from agents import extractive
+        from ragloom.agents import extractive
 
         return AssistantRoles(
             engine="extractive",
@@ -69,7 +69,7 @@ def assistant_roles(
             answerer=extractive.ExtractiveAnswerer(embedder=embedder),
             grounding=extractive.ExtractiveGroundingChecker(),
         )
-    from agents.dspy_modules import build_dspy_roles
+    from ragloom.agents.dspy_modules import build_dspy_roles
 
     roles = build_dspy_roles(lm, settings=settings)
     return AssistantRoles(
@@ -87,14 +87,14 @@ def summarizer_roles(settings: Settings, *, llm: Any = None) -> SummarizerRoles:
     """The summarizer's map and reduce roles for the engine `settings` and `llm` pick."""
     lm = engine_lm(settings, llm)
     if lm is None:
-        from agents import extractive
+        from ragloom.agents import extractive
 
         return SummarizerRoles(
             engine="extractive",
             map=extractive.ExtractiveMapSummarizer(),
             reduce=extractive.ExtractiveReduceSummarizer(),
         )
-    from agents.dspy_modules import build_dspy_roles
+    from ragloom.agents.dspy_modules import build_dspy_roles
 
     roles = build_dspy_roles(lm, settings=settings)
     return SummarizerRoles(engine="openai", map=roles["map"], reduce=roles["reduce"])

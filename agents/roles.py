@@ -3,7 +3,8 @@
 Each role has two implementations behind the same interface: a DSPy module over a signature in
 `prompts/signatures` (the `openai` engine) and the extractive engine (no model). Every role has a
 sync method and an async twin (`a` prefix, as in LangChain) so graphs run under invoke and ainvoke.
-Chunks travel as `core.documents.Chunk`; results are small dataclasses that convert to dicts.
+Chunks travel as `ragloom.core.documents.Chunk`; results are small dataclasses that convert to
+dicts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from core.documents import Chunk, Citation
+from ragloom.core.documents import Chunk, Citation
 
 Route = Literal["conversation", "retrieve", "summarize", "decline"]
 SummaryLength = Literal["short", "medium", "long"]

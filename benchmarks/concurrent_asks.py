@@ -23,7 +23,7 @@ WAVES = ["route", "rewrite_query", "grade_documents", "generate_answer", "check_
 
 def serve(port_queue: Any, latency: float) -> None:
     """Run the scripted server until killed (in a child process)."""
-    from core.testing import OpenAICompatibleServer
+    from ragloom.core.testing import OpenAICompatibleServer
     from tests.graphs.llm_script import AssistantLLM
 
     server = OpenAICompatibleServer(AssistantLLM(), delay=latency).start()
@@ -33,9 +33,9 @@ def serve(port_queue: Any, latency: float) -> None:
 
 
 async def run(base_url: str, asks: int) -> dict[str, Any]:
-    from core.settings import BudgetSettings
-    from core.testing import make_test_settings
-    from graphs.assistant import build_assistant
+    from ragloom.core.settings import BudgetSettings
+    from ragloom.core.testing import make_test_settings
+    from ragloom.graphs.assistant import build_assistant
     from tests.graphs.fakes import ListStore, sample_chunks
 
     tmp = Path("/tmp/ragloom-bench-concurrent")

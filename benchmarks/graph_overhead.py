@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
-from core.logging import configure_logging
-from graphs.assistant import build_assistant_graph
-from graphs.assistant_state import AssistantContext
+from ragloom.core.logging import configure_logging
+from ragloom.graphs.assistant import build_assistant_graph
+from ragloom.graphs.assistant_state import AssistantContext
 from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 
 PATH = ["start_turn", "route", "rewrite_query", "retrieve", "grade_documents",

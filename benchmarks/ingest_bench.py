@@ -24,11 +24,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.embedders import LocalEmbedder
-from core.logging import configure_logging
-from core.testing.embedders import HashingEmbedder
-from tools.ingest import ingest_paths
-from tools.stores.embedded import EmbeddedStore
+from ragloom.core.embedders import LocalEmbedder
+from ragloom.core.logging import configure_logging
+from ragloom.core.testing.embedders import HashingEmbedder
+from ragloom.tools.ingest import ingest_paths
+from ragloom.tools.stores.embedded import EmbeddedStore
 
 
 def main() -> None:

@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.documents import Chunk, make_chunk_id
-from core.logging import configure_logging
-from tools.stores.embedded import EmbeddedStore, single_thread_blas
+from ragloom.core.documents import Chunk, make_chunk_id
+from ragloom.core.logging import configure_logging
+from ragloom.tools.stores.embedded import EmbeddedStore, single_thread_blas
 
 
 class RandomEmbedder:
@@ -190,8 +190,8 @@ def measure(
 
 def measure_pydocs(path: Path, count: int) -> dict[str, Any]:
     """MiniLM vectors: model query time, store latency and ANN recall on the python-docs store."""
-    from core.embedders import LocalEmbedder
-    from tools.evaluation import load_questions
+    from ragloom.core.embedders import LocalEmbedder
+    from ragloom.tools.evaluation import load_questions
 
     questions = [q.question for q in load_questions(
         Path(__file__).resolve().parents[2] / "shared/datasets/python-docs")][:count]

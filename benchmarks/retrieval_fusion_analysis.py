@@ -1,10 +1,10 @@
 """Why hybrid does (not) beat the better single mode: an alpha sweep and leg complementarity (JSON).
 
 Both legs (BM25 and vector, top 200 chunks each) are computed once per question from an ingested
-store; fusion is then `tools.stores.base.relative_score_fusion` (the store's own hybrid) at several
-alphas, plus two reference fusions that the stores do not use: reciprocal rank fusion (k=60) and
-relative-score fusion after collapsing each leg to its best chunk per document. Complementarity
-counts the questions where one leg ranks the gold document where the other does not.
+store; fusion is then `ragloom.tools.stores.base.relative_score_fusion` (the store's own hybrid) at
+several alphas, plus two reference fusions that the stores do not use: reciprocal rank fusion
+(k=60) and relative-score fusion after collapsing each leg to its best chunk per document.
+Complementarity counts the questions where one leg ranks the gold document where the other does not.
 
     python benchmarks/retrieval_fusion_analysis.py --store /tmp/pydocs-store/store.db \
         --dataset ../shared/datasets/python-docs
@@ -21,11 +21,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.embedders import LocalEmbedder
-from core.logging import configure_logging
-from tools.evaluation import dedupe_sources, load_questions, mean_metrics, question_metrics
-from tools.stores.base import relative_score_fusion
-from tools.stores.embedded import EmbeddedStore
+from ragloom.core.embedders import LocalEmbedder
+from ragloom.core.logging import configure_logging
+from ragloom.tools.evaluation import dedupe_sources, load_questions, mean_metrics, question_metrics
+from ragloom.tools.stores.base import relative_score_fusion
+from ragloom.tools.stores.embedded import EmbeddedStore
 
 Leg = list[tuple[str, float]]
 DEPTH = 200

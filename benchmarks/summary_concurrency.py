@@ -36,7 +36,7 @@ class _Responder:
         self.peak = 0
 
     def __call__(self, request: dict[str, Any]) -> str:
-        from prompts.testing import chat_reply, input_field
+        from ragloom.prompts.testing import chat_reply, input_field
 
         with self.lock:
             self.in_flight += 1
@@ -65,11 +65,11 @@ async def _run(graph: Any, text: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.llm import LLMGateway
-    from core.logging import configure_logging
-    from core.settings import LLMSettings, load_settings
-    from core.testing.openai_server import OpenAICompatibleServer
-    from graphs.summarizer import build_summarizer
+    from ragloom.core.llm import LLMGateway
+    from ragloom.core.logging import configure_logging
+    from ragloom.core.settings import LLMSettings, load_settings
+    from ragloom.core.testing.openai_server import OpenAICompatibleServer
+    from ragloom.graphs.summarizer import build_summarizer
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--chunks", type=int, default=200)

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.extractive import ExtractiveMapSummarizer
-from agents.extractive.text import clean_markup, split_sentences
+from ragloom.agents.extractive import ExtractiveMapSummarizer
+from ragloom.agents.extractive.text import clean_markup, split_sentences
 from ragloom.evaluation import lead, overview, reference_and_rest
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared/datasets/python-docs/corpus/library"
@@ -41,9 +41,9 @@ async def graph_summary(graph: Any, title: str, rest: str, length: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     from rouge_score import rouge_scorer
 
-    from core.logging import configure_logging
-    from graphs.summarizer import build_summarizer
-    from tools.ingest.loaders import load_document
+    from ragloom.core.logging import configure_logging
+    from ragloom.graphs.summarizer import build_summarizer
+    from ragloom.tools.ingest.loaders import load_document
 
     configure_logging(level="WARNING")
     parser = argparse.ArgumentParser()

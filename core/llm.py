@@ -5,8 +5,8 @@ OpenAI-compatible base URL), the DSPy LM (`dspy_lm()`, a `dspy.BaseLM` adapter t
 DSPy's messages through that same chat model) and embeddings (`embed()`). Every call, whichever
 door it comes in by, shares:
 
-- the retry policy of `core.retry` (the SDK's own retries are off),
-- error mapping to `core.errors` (client exceptions never escape raw),
+- the retry policy of `ragloom.core.retry` (the SDK's own retries are off),
+- error mapping to `ragloom.core.errors` (client exceptions never escape raw),
 - the `Ledger` (attempts, tokens, cost, latency, node) and one structlog line per call,
 - the optional response cache (`settings.cache`), whose hits are ledgered with 0 attempts.
 
@@ -31,23 +31,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from core.budget import CallRecord, Ledger, active_ledgers
-from core.errors import (
+from ragloom.core.budget import CallRecord, Ledger, active_ledgers
+from ragloom.core.errors import (
     ConfigError,
     MalformedResponseError,
     ProviderUnavailableError,
     RagloomError,
 )
-from core.logging import register_secret
-from core.pricing import cost_usd
-from core.retry import API_KEY_FIX, RetryPolicy, code_of, map_openai_error
+from ragloom.core.logging import register_secret
+from ragloom.core.pricing import cost_usd
+from ragloom.core.retry import API_KEY_FIX, RetryPolicy, code_of, map_openai_error
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import BaseMessage
     from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-    from core.settings import LLMSettings
+    from ragloom.core.settings import LLMSettings
 
 log = structlog.get_logger(__name__)
 
@@ -208,7 +208,7 @@ class LLMGateway:
         """The gateway's ChatOpenAI (shared when no overrides are given)."""
         if not overrides and self._chat is not None:
             return self._chat
-        from core.chat_model import GatewayChatOpenAI
+        from ragloom.core.chat_model import GatewayChatOpenAI
 
         params: dict[str, Any] = {
             "model": self.settings.model,
@@ -228,7 +228,7 @@ class LLMGateway:
 
     def dspy_lm(self, **overrides: Any) -> Any:
         """A `dspy.BaseLM` over `chat_model(**overrides)`: same retries, ledger, logs, cache."""
-        from core.dspy_lm import GatewayLM
+        from ragloom.core.dspy_lm import GatewayLM
 
         chat = self.chat_model(**overrides)
         return GatewayLM(chat, model=str(overrides.get("model", self.settings.model)))
@@ -623,7 +623,7 @@ def dspy_lm_for(llm: Any, settings: LLMSettings) -> Any:
     from langchain_core.language_models import BaseChatModel
 
     if isinstance(llm, BaseChatModel):
-        from core.dspy_lm import GatewayLM
+        from ragloom.core.dspy_lm import GatewayLM
 
         name = getattr(llm, "model_name", None) or getattr(llm, "model", None) or "chat-model"
         return GatewayLM(llm, model=str(name))

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.embedders import normalize
-from core.errors import MalformedResponseError
+from ragloom.core.embedders import normalize
+from ragloom.core.errors import MalformedResponseError
 
 if TYPE_CHECKING:
-    from core.llm import LLMGateway
+    from ragloom.core.llm import LLMGateway
 
 
 class OpenAIEmbedder:

@@ -7,7 +7,7 @@ Attempts are capped (`max_retries` after the first) and so is the total time: wh
 would cross the deadline the call stops with `DeadlineExceededError`; when attempts run out, the
 last (typed) error is raised. Every retry is logged.
 
-`map_openai_error` turns openai SDK / httpx exceptions into `core.errors` types.
+`map_openai_error` turns openai SDK / httpx exceptions into `ragloom.core.errors` types.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
-from core.errors import (
+from ragloom.core.errors import (
     AuthenticationError,
     BadRequestError,
     DeadlineExceededError,
@@ -34,7 +34,7 @@ from core.errors import (
     RagloomError,
     RateLimitError,
 )
-from core.logging import redact_text
+from ragloom.core.logging import redact_text
 
 log = structlog.get_logger(__name__)
 

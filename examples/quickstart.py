@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from core.settings import load_settings
-from graphs import build_assistant
+from ragloom.core.settings import load_settings
+from ragloom.graphs import build_assistant
 from ragloom.runtime import open_store, setup
-from tools.ingest.pipeline import ingest_paths
+from ragloom.tools.ingest.pipeline import ingest_paths
 
 
 def main() -> None:

@@ -31,15 +31,15 @@ from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from agents.roles import Draft, Turn, Verdict
-from core.documents import Chunk, Citation
-from graphs.assistant_state import (
+from ragloom.agents.roles import Draft, Turn, Verdict
+from ragloom.core.documents import Chunk, Citation
+from ragloom.graphs.assistant_state import (
     AssistantContext,
     AssistantInput,
     AssistantOutput,
     AssistantState,
 )
-from graphs.usage import metered, summarize_usage
+from ragloom.graphs.usage import metered, summarize_usage
 
 log = structlog.get_logger(__name__)
 
@@ -506,7 +506,7 @@ def _drop_claims(draft: Draft, unsupported: set[str]) -> Draft:
 
 def _find_source(ctx: AssistantContext, target: str) -> str | None:
     """The ingested source whose path best matches the user's name for it."""
-    from tools.stores.base import tokenize
+    from ragloom.tools.stores.base import tokenize
 
     wanted = set(tokenize(target))
     best, best_score = None, 0.0
@@ -586,25 +586,25 @@ def build_assistant(
 
     Use: `graph.invoke({"question": "..."}, {"configurable": {"thread_id": "t1"}})`.
     """
-    from core.settings import load_settings
+    from ragloom.core.settings import load_settings
 
     settings = settings or load_settings()
     if store is None:
-        from core.embedders import build_embedder
-        from tools.stores import build_store
+        from ragloom.core.embedders import build_embedder
+        from ragloom.tools.stores import build_store
 
         embedder = embedder or build_embedder(settings)
         store = build_store(settings, embedder)
     if roles is None:
-        from agents.factory import assistant_roles
+        from ragloom.agents.factory import assistant_roles
 
         roles = assistant_roles(settings, llm=llm, embedder=embedder)
     if summarizer is None:
-        from graphs.summarizer import build_summarizer
+        from ragloom.graphs.summarizer import build_summarizer
 
         summarizer = build_summarizer(settings, llm=llm, checkpointer=False)
     if checkpointer is None:
-        from graphs.checkpointers import build_checkpointer
+        from ragloom.graphs.checkpointers import build_checkpointer
 
         checkpointer = build_checkpointer(settings.checkpointer)
     context = AssistantContext(
@@ -625,7 +625,7 @@ def _pricer(model: str | None) -> Callable[[int, int], float | None] | None:
     """Token price of the roles' model (None without a model, or a model without a price)."""
     if model is None:
         return None
-    from core.pricing import cost_usd
+    from ragloom.core.pricing import cost_usd
 
     return functools.partial(cost_usd, model)
 

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
-from agents.factory import AssistantRoles
-from core.settings import BudgetSettings, RetrievalSettings
-from tools.stores.base import ChunkStore
+from ragloom.agents.factory import AssistantRoles
+from ragloom.core.settings import BudgetSettings, RetrievalSettings
+from ragloom.tools.stores.base import ChunkStore
 
 
 def replace(_old: Any, new: Any) -> Any:

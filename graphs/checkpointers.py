@@ -24,8 +24,8 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from core.errors import ConfigError
-from core.settings import CheckpointerSettings
+from ragloom.core.errors import ConfigError
+from ragloom.core.settings import CheckpointerSettings
 
 
 class _AsyncFromSync:

@@ -28,19 +28,19 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from agents.extractive.text import clean_markup
-from agents.factory import SummarizerRoles
-from agents.roles import SectionSummary
-from core.documents import Document
-from core.errors import ConfigError, IngestError
-from graphs.summarizer_state import (
+from ragloom.agents.extractive.text import clean_markup
+from ragloom.agents.factory import SummarizerRoles
+from ragloom.agents.roles import SectionSummary
+from ragloom.core.documents import Document
+from ragloom.core.errors import ConfigError, IngestError
+from ragloom.graphs.summarizer_state import (
     MapTask,
     SummarizerContext,
     SummarizerInput,
     SummarizerOutput,
     SummarizerState,
 )
-from graphs.usage import metered
+from ragloom.graphs.usage import metered
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +52,7 @@ LENGTHS = ("short", "medium", "long")
 
 
 def _count_tokens(text: str) -> int:
-    from tools.ingest.chunking import count_tokens
+    from ragloom.tools.ingest.chunking import count_tokens
 
     return count_tokens(text)
 
@@ -63,7 +63,7 @@ def _count_tokens(text: str) -> int:
 def expand_paths(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
     """Files named, plus the supported files under folders named (sorted), with their source
     names (a folder's files are named relative to the folder's parent)."""
-    from tools.ingest.loaders import SUPPORTED_SUFFIXES
+    from ragloom.tools.ingest.loaders import SUPPORTED_SUFFIXES
 
     found: list[tuple[Path, str]] = []
     for raw in paths:
@@ -79,7 +79,7 @@ def expand_paths(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
 
 def load(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
     """Read the named files and folders; bad files are reported in `errors` and skipped."""
-    from tools.ingest.loaders import load_document
+    from ragloom.tools.ingest.loaders import load_document
 
     ctx = _context(runtime)
     documents = [dict(d) for d in state.get("documents") or []]
@@ -113,7 +113,7 @@ def _to_document(data: dict[str, Any]) -> Document:
     headings = tuple((int(o), tuple(h)) for o, h in data.get("headings") or ())
     title = data.get("title") or ""
     if not headings:  # in-memory text: find its headings as the loader would
-        from tools.ingest.loaders import parse_text
+        from ragloom.tools.ingest.loaders import parse_text
 
         parsed = parse_text(data["text"], data["source"])
         headings, title = parsed.headings, title or parsed.title
@@ -130,7 +130,7 @@ def _heading_path(title: str, heading_path: Sequence[str]) -> tuple[str, ...]:
 
 def split(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
     """Token-sized, heading-aware chunks of every document, each with its section name."""
-    from tools.ingest.chunking import split_document
+    from ragloom.tools.ingest.chunking import split_document
 
     ctx = _context(runtime)
     rows: list[dict[str, Any]] = []
@@ -403,7 +403,7 @@ def _roles(
     """The roles for the engine settings (and `llm`) pick; explicit map/reduce roles win."""
     if map_summarizer is not None and reduce_summarizer is not None:
         return SummarizerRoles(map_summarizer.engine, map_summarizer, reduce_summarizer)
-    from agents.factory import summarizer_roles
+    from ragloom.agents.factory import summarizer_roles
 
     roles = summarizer_roles(settings, llm=llm)
     return SummarizerRoles(
@@ -436,7 +436,7 @@ def build_summarizer(
     Use: `graph.invoke({"paths": ["docs/"], "length": "medium"})` or `await graph.ainvoke(...)`
     (async runs map tasks concurrently, at most `max_concurrency` at once).
     """
-    from core.settings import load_settings
+    from ragloom.core.settings import load_settings
 
     settings = settings or load_settings()
     roles = _roles(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
-from agents.factory import SummarizerRoles
+from ragloom.agents.factory import SummarizerRoles
 
 Strategy = Literal["stuff", "map-reduce", "tree"]
 

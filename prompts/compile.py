@@ -22,11 +22,11 @@ from typing import Any, Literal
 import dspy
 import structlog
 
-from core.errors import BudgetExceededError, ConfigError
-from prompts.datasets import dataset_hash, split
-from prompts.metrics import DEFAULT_METRIC, LLM_METRICS, get_metric
-from prompts.programs import build_program, make_adapter
-from prompts.registry import Artefact, save_artefact
+from ragloom.core.errors import BudgetExceededError, ConfigError
+from ragloom.prompts.datasets import dataset_hash, split
+from ragloom.prompts.metrics import DEFAULT_METRIC, LLM_METRICS, get_metric
+from ragloom.prompts.programs import build_program, make_adapter
+from ragloom.prompts.registry import Artefact, save_artefact
 
 log = structlog.get_logger(__name__)
 
@@ -250,7 +250,7 @@ def _cost(model: str, tokens_in: int, tokens_out: int) -> float | None:
     if not model:
         return None
     try:
-        from core.pricing import cost_usd
+        from ragloom.core.pricing import cost_usd
     except ImportError:
         return None
     return cost_usd(model, tokens_in, tokens_out)
@@ -297,7 +297,7 @@ def evaluate_module(
     """Score the program `module` would load (compiled via `registry`, else fresh) on `devset`
     with `dspy.Evaluate` and the module's default metric (or `metric`). The parity reference for
     the graphs: the same examples answered through the assistant must score the same."""
-    from prompts.registry import PromptRegistry
+    from ragloom.prompts.registry import PromptRegistry
 
     registry = registry if registry is not None else PromptRegistry(use_compiled=False)
     program = registry.load(module)
@@ -435,7 +435,7 @@ def compile_module(
     """Score the fresh program on the devset, optimize it, score it again and save an artefact
     when it beats the baseline (or, with `save_ties`, equals it; or when the budget ran out
     after optimization, keeping the best program so far). LLM metrics use `judges` (the
-    registry's judge programs, see `prompts.metrics.JUDGE_MODULES`) when given."""
+    registry's judge programs, see `ragloom.prompts.metrics.JUDGE_MODULES`) when given."""
     options = options or CompileOptions()
     if module not in COMPILABLE:
         raise ConfigError(f"cannot compile {module!r}; compilable: {', '.join(COMPILABLE)}")

@@ -21,8 +21,8 @@ from typing import Any
 
 import structlog
 
-from core.documents import Chunk
-from core.errors import ConfigError
+from ragloom.core.documents import Chunk
+from ragloom.core.errors import ConfigError
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +33,7 @@ QUESTIONS_FILE = "questions.jsonl"
 
 def signature_fields(module: str) -> tuple[list[str], list[str]]:
     """(input field names, output field names) of a module's signature."""
-    from prompts.programs import build_program
+    from ragloom.prompts.programs import build_program
 
     program = build_program(module)
     (_, predictor), *_ = program.named_predictors()
@@ -146,7 +146,7 @@ def load_question_dir(
     `label_sources` (label -> chunk source, for the citation metric)."""
     import dspy
 
-    from prompts.programs import chunk_labels, format_context
+    from ragloom.prompts.programs import chunk_labels, format_context
 
     directory = Path(directory)
     questions = directory / QUESTIONS_FILE

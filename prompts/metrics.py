@@ -19,7 +19,7 @@ from typing import Any
 
 import dspy
 
-from prompts.programs import SignatureProgram, cited_ids
+from ragloom.prompts.programs import SignatureProgram, cited_ids
 
 Metric = Callable[..., float | bool]
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -98,7 +98,7 @@ class FaithfulnessJudge(SignatureProgram):
     """Judges whether an answer is supported by its context (the `check_grounding` signature)."""
 
     def __init__(self) -> None:
-        from prompts.signatures.check_grounding import CheckGrounding
+        from ragloom.prompts.signatures.check_grounding import CheckGrounding
 
         super().__init__(CheckGrounding)
 
@@ -109,7 +109,7 @@ class RelevanceJudge(SignatureProgram):
 
     def __init__(self, signature: type[dspy.Signature] | None = None) -> None:
         if signature is None:
-            from prompts.signatures.judge_relevance import JudgeRelevance
+            from ragloom.prompts.signatures.judge_relevance import JudgeRelevance
 
             signature = JudgeRelevance
         super().__init__(signature)

@@ -1,6 +1,6 @@
 """The DSPy programs behind each role, and the text helpers that feed them.
 
-A *program* is a `dspy.Module` over one signature from `prompts.signatures`; it is what
+A *program* is a `dspy.Module` over one signature from `ragloom.prompts.signatures`; it is what
 `ragloom compile` optimizes and what `prompts/compiled/<module>/` stores. The agents layer wraps
 programs in role classes (chunks in, `Draft`/`Verdict` out); the formatting helpers live here so
 the datasets, the compile runner and the agents quote context the same way.
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import dspy
 
-from core.documents import Chunk
+from ragloom.core.documents import Chunk
 
 _MARKER = re.compile(r"\[\[\s*##")
 _CITE = re.compile(r"\[([A-Za-z0-9_\-]+(?:\s*,\s*[A-Za-z0-9_\-]+)*)\]")
@@ -60,7 +60,7 @@ class ModuleSpec:
 
 def _signature_program(key: str) -> Callable[[], dspy.Module]:
     def build() -> dspy.Module:
-        from prompts.signatures import get_signature
+        from ragloom.prompts.signatures import get_signature
 
         return SignatureProgram(get_signature(key))
 
@@ -69,8 +69,8 @@ def _signature_program(key: str) -> Callable[[], dspy.Module]:
 
 def _judge(kind: str, key: str) -> Callable[[], dspy.Module]:
     def build() -> dspy.Module:
-        from prompts.metrics import FaithfulnessJudge, RelevanceJudge
-        from prompts.signatures import get_signature
+        from ragloom.prompts.metrics import FaithfulnessJudge, RelevanceJudge
+        from ragloom.prompts.signatures import get_signature
 
         if kind == "faithfulness":
             return FaithfulnessJudge()
@@ -170,7 +170,7 @@ def format_context(chunks: Sequence[Chunk]) -> str:
 
 
 class TurnLike(Protocol):
-    """Anything with a role and a content, like `agents.roles.Turn`."""
+    """Anything with a role and a content, like `ragloom.agents.roles.Turn`."""
 
     @property
     def role(self) -> str: ...

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import structlog
 
-from core.errors import ArtefactError
+from ragloom.core.errors import ArtefactError
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +101,7 @@ class PromptRegistry:
     def current_signature_hash(self, module: str) -> str:
         """Signature hash of `module` as the code defines it (cached per registry)."""
         if module not in self._current:
-            from prompts.programs import module_signature_hash
+            from ragloom.prompts.programs import module_signature_hash
 
             self._current[module] = module_signature_hash(module)
         return self._current[module]
@@ -115,7 +115,7 @@ class PromptRegistry:
         return sorted(found, key=lambda a: (a.created, a.path.stat().st_mtime), reverse=True)
 
     def _scan(self, directory: Path) -> list[Artefact]:
-        from prompts.programs import MODULES
+        from ragloom.prompts.programs import MODULES
 
         module = directory.name
         result = []
@@ -178,7 +178,7 @@ class PromptRegistry:
     def load(self, module: str) -> Any:
         """A program for `module`: the resolved artefact loaded into a fresh program, or the
         fresh program itself when there is none."""
-        from prompts.programs import build_program
+        from ragloom.prompts.programs import build_program
 
         program = build_program(module)
         artefact = self.resolve(module)
@@ -196,7 +196,7 @@ class PromptRegistry:
 def load_judges(settings: Any) -> dict[str, Any]:
     """The judge programs the graphs run (compiled when available), keyed `faithfulness` and
     `relevance`: one judge for the grounding check, the eval metric and the compile metric."""
-    from prompts.metrics import JUDGE_MODULES
+    from ragloom.prompts.metrics import JUDGE_MODULES
 
     registry = PromptRegistry.from_settings(settings)
     return {kind: registry.load(module) for kind, module in JUDGE_MODULES.items()}
@@ -219,7 +219,7 @@ def save_artefact(
     """Write `program`'s JSON state and its metadata; returns the new artefact."""
     import dspy
 
-    from prompts.programs import module_signature_hash
+    from ragloom.prompts.programs import module_signature_hash
 
     target = (Path(compiled_dir) if compiled_dir else DEFAULT_COMPILED_DIR) / module
     target.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ _register_all()
 
 def main() -> None:
     """Console entry point: ragloom's own errors print as one line (code, message, fix)."""
-    from core.errors import RagloomError
+    from ragloom.core.errors import RagloomError
 
     try:
         app()

@@ -1,8 +1,8 @@
 """Quality evaluation over a dataset directory shaped like shared/datasets/python-docs:
 `corpus/` (documents) and `questions.jsonl` (`id`, `question`, `answer`, `gold`).
 
-Retrieval figures come from `tools.evaluation`; answer figures run the assistant graph on every
-question (token-F1 against the reference answer, citation hit = the gold file is cited);
+Retrieval figures come from `ragloom.tools.evaluation`; answer figures run the assistant graph on
+every question (token-F1 against the reference answer, citation hit = the gold file is cited);
 summary figures run the summarizer on documents whose first paragraph serves as reference.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.settings import Settings
+from ragloom.core.settings import Settings
 
 
 def dataset_store(
@@ -21,9 +21,9 @@ def dataset_store(
 ) -> Any:
     """A store holding the dataset's corpus: `path`, or one kept next to the configured store
     and reused (ingestion skips unchanged files, so only the first run embeds)."""
-    from core.embedders import build_embedder
-    from tools.ingest.pipeline import ingest_paths
-    from tools.stores import build_store
+    from ragloom.core.embedders import build_embedder
+    from ragloom.tools.ingest.pipeline import ingest_paths
+    from ragloom.tools.stores import build_store
 
     embedder = build_embedder(settings)
     name = Path(dataset_dir).resolve().name
@@ -53,9 +53,9 @@ def evaluate_answers(
     """Run the assistant on each question: token-F1 vs the reference, gold-file citation rate."""
     from rich.progress import Progress
 
-    from graphs.assistant import build_assistant
-    from prompts.metrics import citation_hit, token_f1
-    from tools.evaluation import load_questions
+    from ragloom.graphs.assistant import build_assistant
+    from ragloom.prompts.metrics import citation_hit, token_f1
+    from ragloom.tools.evaluation import load_questions
 
     graph = build_assistant(settings, store=store, checkpointer=False, summarizer=False)
     questions = load_questions(dataset_dir)[:limit]
@@ -96,8 +96,8 @@ class _Judges:
     each answer to the passages it quotes, and its relevance to the question."""
 
     def __init__(self, settings: Settings) -> None:
-        from core.llm import LLMGateway
-        from prompts.registry import load_judges
+        from ragloom.core.llm import LLMGateway
+        from ragloom.prompts.registry import load_judges
 
         self.judges = load_judges(settings)
         self.lm = LLMGateway(settings.llm).dspy_lm()
@@ -107,8 +107,8 @@ class _Judges:
     def score(self, question: str, result: dict[str, Any]) -> None:
         import dspy
 
-        from prompts.metrics import judge_faithfulness, judge_relevance
-        from prompts.programs import make_adapter
+        from ragloom.prompts.metrics import judge_faithfulness, judge_relevance
+        from ragloom.prompts.programs import make_adapter
 
         answer = result.get("answer", "")
         quotes = "\n".join(c.get("quote", "") for c in result.get("citations", []))
@@ -144,7 +144,7 @@ def check_minimums(figures: dict[str, Any], minimums: Sequence[str]) -> list[str
 def reference_and_rest(raw: str) -> tuple[str, str] | None:
     """A page's first prose paragraph (≥ 8 words) after the title, and the text after it: the
     paragraph is the reference summary, the rest is the document to summarize."""
-    from agents.extractive.text import blocks, clean_markup
+    from ragloom.agents.extractive.text import blocks, clean_markup
 
     for kind, block in blocks(raw):
         if kind == "code" or block.lstrip().startswith("**Source code"):
@@ -162,7 +162,7 @@ def reference_and_rest(raw: str) -> tuple[str, str] | None:
 
 def lead(text: str, k: int) -> str:
     """The lead-k baseline: the first k sentences."""
-    from agents.extractive.text import split_sentences
+    from ragloom.agents.extractive.text import split_sentences
 
     return " ".join(s.clean for s in split_sentences(text)[:k])
 
@@ -188,9 +188,9 @@ def evaluate_summaries(
     from rich.progress import Progress
     from rouge_score import rouge_scorer
 
-    from agents.extractive.text import clean_markup, split_sentences
-    from graphs.summarizer import build_summarizer
-    from tools.ingest.loaders import load_document
+    from ragloom.agents.extractive.text import clean_markup, split_sentences
+    from ragloom.graphs.summarizer import build_summarizer
+    from ragloom.tools.ingest.loaders import load_document
 
     metrics = ("rouge1", "rouge2", "rougeL")
     scorer = rouge_scorer.RougeScorer(list(metrics), use_stemmer=True)

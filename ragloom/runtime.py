@@ -6,17 +6,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from core.settings import Settings, load_settings
+from ragloom.core.settings import Settings, load_settings
 
 
 def setup(settings: Settings | None = None) -> Settings:
     """Read settings once and configure logging from them."""
-    from core.logging import configure_logging
+    from ragloom.core.logging import configure_logging
 
     settings = settings or load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     if settings.llm.api_key is not None:
-        from core.logging import register_secret
+        from ragloom.core.logging import register_secret
 
         register_secret(settings.llm.api_key.get_secret_value())
     return settings
@@ -25,8 +25,8 @@ def setup(settings: Settings | None = None) -> Settings:
 @contextmanager
 def open_store(settings: Settings | None = None) -> Iterator[Any]:
     """The configured store (with its embedder), closed on exit."""
-    from core.embedders import build_embedder
-    from tools.stores import build_store
+    from ragloom.core.embedders import build_embedder
+    from ragloom.tools.stores import build_store
 
     settings = settings or setup()
     store = build_store(settings, build_embedder(settings))
@@ -39,7 +39,7 @@ def open_store(settings: Settings | None = None) -> Iterator[Any]:
 @contextmanager
 def open_assistant(settings: Settings | None = None) -> Iterator[Any]:
     """A ready assistant graph over the configured store and checkpointer."""
-    from graphs.assistant import build_assistant
+    from ragloom.graphs.assistant import build_assistant
 
     settings = settings or setup()
     with open_store(settings) as store:

@@ -18,8 +18,8 @@ from typing import Any
 
 import structlog
 
-from core.errors import ConfigError
-from tools.stores.base import SEARCH_MODES, ChunkStore, SearchMode
+from ragloom.core.errors import ConfigError
+from ragloom.tools.stores.base import SEARCH_MODES, ChunkStore, SearchMode
 
 log = structlog.get_logger(__name__)
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import structlog
 from pydantic import BaseModel, Field
 
-from core.documents import Chunk
-from core.errors import ConfigError, RagloomError
-from tools.stores.base import SEARCH_MODES, ChunkStore, Filters, SearchMode
+from ragloom.core.documents import Chunk
+from ragloom.core.errors import ConfigError, RagloomError
+from ragloom.tools.stores.base import SEARCH_MODES, ChunkStore, Filters, SearchMode
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from prompts.registry import PromptRegistry
+    from ragloom.prompts.registry import PromptRegistry
 
 __all__ = [
     "DSPyAnswerer",
@@ -33,10 +33,10 @@ def build_dspy_roles(
     With a `registry` (or `settings`, whose `prompts` section builds one), each program is the
     pinned artefact or the newest compiled one whose signature matches; else the fresh program.
     """
-    from agents.dspy_modules.roles import ROLE_CLASSES
+    from ragloom.agents.dspy_modules.roles import ROLE_CLASSES
 
     if registry is None and settings is not None:
-        from prompts.registry import PromptRegistry
+        from ragloom.prompts.registry import PromptRegistry
 
         registry = PromptRegistry.from_settings(settings)
     roles: dict[str, Any] = {}
@@ -50,7 +50,7 @@ def build_dspy_roles(
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from agents.dspy_modules import roles
+        from ragloom.agents.dspy_modules import roles
 
         return getattr(roles, name)
     raise AttributeError(name)

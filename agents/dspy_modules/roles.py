@@ -1,9 +1,10 @@
-"""The `openai` engine: every role in `agents.roles` as a DSPy program over a signature.
+"""The `openai` engine: every role in `ragloom.agents.roles` as a DSPy program over a signature.
 
 Each role holds the LM it calls (a `dspy.BaseLM`, normally the gateway's adapter) and runs every
 call inside `dspy.context(lm=...)`, so nothing is configured globally. Programs come from
-`prompts.programs` (fresh) or the prompt registry (compiled artefacts). Chunks are quoted into
-prompts as labelled data (`[c1] (source — heading)`); citations are read back from those labels.
+`ragloom.prompts.programs` (fresh) or the prompt registry (compiled artefacts). Chunks are
+quoted into prompts as labelled data (`[c1] (source — heading)`); citations are read back from
+those labels.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import dspy
 import structlog
 
-from agents.roles import (
+from ragloom.agents.roles import (
     Draft,
     Grade,
     Rewrite,
@@ -26,10 +27,10 @@ from agents.roles import (
     Turn,
     Verdict,
 )
-from core.documents import Chunk, Citation
-from core.errors import MalformedResponseError, ProviderError, RagloomError
-from prompts.metrics import clamp_score
-from prompts.programs import (
+from ragloom.core.documents import Chunk, Citation
+from ragloom.core.errors import MalformedResponseError, ProviderError, RagloomError
+from ragloom.prompts.metrics import clamp_score
+from ragloom.prompts.programs import (
     best_quote,
     build_program,
     chunk_labels,

@@ -5,12 +5,12 @@ centroid/TextRank sentence selection with a position prior and MMR; query rewrit
 extraction; grading uses retrieval scores and term overlap. Every role says `engine = "extractive"`.
 """
 
-from agents.extractive.answerer import NO_ANSWER, ExtractiveAnswerer
-from agents.extractive.grader import ExtractiveGrader
-from agents.extractive.grounding import ExtractiveGroundingChecker
-from agents.extractive.rewriter import ExtractiveRewriter
-from agents.extractive.router import ExtractiveRouter
-from agents.extractive.summarizer import ExtractiveMapSummarizer, ExtractiveReduceSummarizer
+from ragloom.agents.extractive.answerer import NO_ANSWER, ExtractiveAnswerer
+from ragloom.agents.extractive.grader import ExtractiveGrader
+from ragloom.agents.extractive.grounding import ExtractiveGroundingChecker
+from ragloom.agents.extractive.rewriter import ExtractiveRewriter
+from ragloom.agents.extractive.router import ExtractiveRouter
+from ragloom.agents.extractive.summarizer import ExtractiveMapSummarizer, ExtractiveReduceSummarizer
 
 __all__ = [
     "NO_ANSWER",

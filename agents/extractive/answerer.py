@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.extractive.grader import retrieval_prior
-from agents.extractive.text import (
+from ragloom.agents.extractive.grader import retrieval_prior
+from ragloom.agents.extractive.text import (
     Sentence,
     bm25_scores,
     coverage,
@@ -25,9 +25,9 @@ from agents.extractive.text import (
     terms,
     to_markdown,
 )
-from agents.roles import Draft
-from core.documents import Chunk, Citation
-from core.embedders import Embedder
+from ragloom.agents.roles import Draft
+from ragloom.core.documents import Chunk, Citation
+from ragloom.core.embedders import Embedder
 
 _DANGLING = re.compile(r"^(It|They|This|These|Those|Its|Their|Such|Also|Note that)\b")
 NO_ANSWER = "The documents I found do not answer this question."

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from agents.extractive.answerer import NO_ANSWER
-from agents.extractive.text import normalize_space, split_sentences, term_set
-from agents.roles import Draft, Verdict
-from core.documents import Chunk
+from ragloom.agents.extractive.answerer import NO_ANSWER
+from ragloom.agents.extractive.text import normalize_space, split_sentences, term_set
+from ragloom.agents.roles import Draft, Verdict
+from ragloom.core.documents import Chunk
 
 _MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 

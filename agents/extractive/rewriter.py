@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from agents.extractive.text import STOPWORDS, is_code_token, raw_tokens
-from agents.roles import Rewrite, Turn
+from ragloom.agents.extractive.text import STOPWORDS, is_code_token, raw_tokens
+from ragloom.agents.roles import Rewrite, Turn
 
 _PRONOUN = re.compile(
     r"\b(it|its|that|this|these|those|they|them|their|one|ones|same|above|there)\b", re.I

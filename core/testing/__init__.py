@@ -5,8 +5,8 @@
 - `make_test_settings`: settings pointing everything at a temp dir (and a local server).
 """
 
-from core.testing.embedders import HashingEmbedder
-from core.testing.openai_server import (
+from ragloom.core.testing.embedders import HashingEmbedder
+from ragloom.core.testing.openai_server import (
     Fault,
     OpenAICompatibleServer,
     RecordedRequest,
@@ -14,7 +14,7 @@ from core.testing.openai_server import (
     ToolCall,
     last_user_text,
 )
-from core.testing.settings import TEST_API_KEY, make_test_settings
+from ragloom.core.testing.settings import TEST_API_KEY, make_test_settings
 
 __all__ = [
     "TEST_API_KEY",

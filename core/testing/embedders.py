@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from core.embedders import normalize
+from ragloom.core.embedders import normalize
 
 _WORD = re.compile(r"[^\W_]+")
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import numpy as np
 
-from core.testing.embedders import HashingEmbedder
+from ragloom.core.testing.embedders import HashingEmbedder
 
 
 @dataclass
@@ -104,7 +105,7 @@ class RecordedRequest:
 
     method: str
     path: str
-    headers: dict[str, str]
+    headers: httpx.Headers  # case-insensitive, as HTTP header names are
     json: dict[str, Any] | None
     received_at: float
 
@@ -317,7 +318,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _record(self, body: dict[str, Any] | None) -> None:
         self.owner._record(
-            RecordedRequest(self.command, self.path, dict(self.headers.items()), body, time.time())
+            RecordedRequest(
+                self.command, self.path, httpx.Headers(self.headers.items()), body, time.time()
+            )
         )
 
     # -- routes --------------------------------------------------------------------------------

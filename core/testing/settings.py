@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.settings import Settings
+from ragloom.core.settings import Settings
 
 TEST_API_KEY = "sk-test-ragloom-not-a-real-key"
 

@@ -1,7 +1,7 @@
 """DSPy signatures, one per role; each docstring is the instruction the model sees.
 
 Imported lazily (they import dspy): `get_signature("answer")` or
-`from prompts.signatures.answer import AnswerQuestion`.
+`from ragloom.prompts.signatures.answer import AnswerQuestion`.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import importlib
 from typing import Any, TypeVar
 
 SIGNATURES: dict[str, str] = {
-    "route": "prompts.signatures.route:RouteQuestion",
-    "rewrite_query": "prompts.signatures.rewrite_query:RewriteQuery",
-    "grade_document": "prompts.signatures.grade_document:GradeDocument",
-    "answer": "prompts.signatures.answer:AnswerQuestion",
-    "check_grounding": "prompts.signatures.check_grounding:CheckGrounding",
-    "judge_relevance": "prompts.signatures.judge_relevance:JudgeRelevance",
-    "summarize_chunk": "prompts.signatures.summarize_chunk:SummarizeChunk",
-    "combine_summaries": "prompts.signatures.combine_summaries:CombineSummaries",
+    "route": "ragloom.prompts.signatures.route:RouteQuestion",
+    "rewrite_query": "ragloom.prompts.signatures.rewrite_query:RewriteQuery",
+    "grade_document": "ragloom.prompts.signatures.grade_document:GradeDocument",
+    "answer": "ragloom.prompts.signatures.answer:AnswerQuestion",
+    "check_grounding": "ragloom.prompts.signatures.check_grounding:CheckGrounding",
+    "judge_relevance": "ragloom.prompts.signatures.judge_relevance:JudgeRelevance",
+    "summarize_chunk": "ragloom.prompts.signatures.summarize_chunk:SummarizeChunk",
+    "combine_summaries": "ragloom.prompts.signatures.combine_summaries:CombineSummaries",
 }
 
 

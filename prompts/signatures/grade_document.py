@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dspy
 
-from prompts.signatures import one_paragraph
+from ragloom.prompts.signatures import one_paragraph
 
 
 @one_paragraph

@@ -6,7 +6,7 @@ from typing import Literal
 
 import dspy
 
-from prompts.signatures import one_paragraph
+from ragloom.prompts.signatures import one_paragraph
 
 
 @one_paragraph

@@ -47,7 +47,7 @@ def _load_sets(
     limit: int | None,
     progress: bool,
 ) -> tuple[list[Any], list[Any] | None]:
-    from prompts.datasets import load_dataset
+    from ragloom.prompts.datasets import load_dataset
 
     retrieve = None
     options: dict[str, Any] = {}
@@ -103,8 +103,8 @@ def _print_estimate(estimate: Any, model: str, as_json: bool) -> None:
 
 
 def _lm(settings: Any) -> Any:
-    from core.errors import ConfigError
-    from core.llm import LLMGateway
+    from ragloom.core.errors import ConfigError
+    from ragloom.core.llm import LLMGateway
 
     if settings.resolved_engine != "openai":
         raise ConfigError(
@@ -154,9 +154,9 @@ def compile_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ) -> None:
     """Optimize one prompt module with a DSPy optimizer and save the artefact."""
-    from core.errors import RagloomError
-    from prompts.compile import OPTIMIZERS, CompileOptions, estimate_calls
-    from prompts.datasets import split
+    from ragloom.core.errors import RagloomError
+    from ragloom.prompts.compile import OPTIMIZERS, CompileOptions, estimate_calls
+    from ragloom.prompts.datasets import split
     from ragloom.runtime import setup
 
     if optimizer not in OPTIMIZERS:
@@ -209,10 +209,10 @@ def _compile(
 ) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from prompts.compile import compile_module
+    from ragloom.prompts.compile import compile_module
 
     lm = _lm(settings)
-    from prompts.registry import load_judges
+    from ragloom.prompts.registry import load_judges
 
     judges = load_judges(settings)
     total = options.budget_calls or estimate.calls
@@ -246,7 +246,7 @@ def list_prompts(
     as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
 ) -> None:
     """Compiled artefacts, newest first; `loaded` marks the one each module would use."""
-    from prompts.registry import PromptRegistry
+    from ragloom.prompts.registry import PromptRegistry
     from ragloom.runtime import setup
 
     registry = PromptRegistry.from_settings(setup())

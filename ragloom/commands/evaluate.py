@@ -52,7 +52,7 @@ def _run(
     store = dataset_store(dataset, settings, path=store_path, progress=not as_json)
     try:
         if "retrieval" in parts:
-            from tools.evaluation import evaluate_retrieval
+            from ragloom.tools.evaluation import evaluate_retrieval
 
             figures["retrieval"] = evaluate_retrieval(
                 dataset, store, [m.strip() for m in modes.split(",")],  # type: ignore[misc]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from core.settings import Settings
+    from ragloom.core.settings import Settings
 
 StoreOption = Annotated[
     Path | None, typer.Option("--store", help="Embedded store file (default: settings.store.path).")
@@ -19,7 +19,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 def _settings(store: Path | None = None, collection: str | None = None) -> Settings:
-    from core.settings import load_settings
+    from ragloom.core.settings import load_settings
     from ragloom.runtime import setup
 
     settings = setup(load_settings())
@@ -52,9 +52,9 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Load, chunk, embed and store files; unchanged files are skipped."""
-    from core.errors import RagloomError
-    from tools.ingest import ingest_paths
-    from tools.stores import build_store
+    from ragloom.core.errors import RagloomError
+    from ragloom.tools.ingest import ingest_paths
+    from ragloom.tools.stores import build_store
 
     settings = _settings(store, collection)
     try:
@@ -110,9 +110,9 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Search the store and print the best chunks."""
-    from core.errors import RagloomError
+    from ragloom.core.errors import RagloomError
     from ragloom.runtime import open_store
-    from tools.retrieval import Retriever, chunk_result
+    from ragloom.tools.retrieval import Retriever, chunk_result
 
     settings = _settings(store)
     try:
@@ -144,7 +144,7 @@ def sources(
     as_json: JsonOption = False,
 ) -> None:
     """List ingested sources with their content hashes."""
-    from core.errors import RagloomError
+    from ragloom.core.errors import RagloomError
     from ragloom.runtime import open_store
 
     settings = _settings(store)

@@ -59,13 +59,13 @@ def summarize_paths(
     thread: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Summarize files/folders with `graphs.build_summarizer`; with `thread`, the run is
+    """Summarize files/folders with `ragloom.graphs.build_summarizer`; with `thread`, the run is
     checkpointed (settings' checkpointer) and a failed run resumes where it stopped."""
-    from graphs.summarizer import build_summarizer
+    from ragloom.graphs.summarizer import build_summarizer
 
     checkpointer = None
     if thread:
-        from graphs.checkpointers import build_checkpointer
+        from ragloom.graphs.checkpointers import build_checkpointer
 
         checkpointer = build_checkpointer(settings.checkpointer)
     graph = build_summarizer(settings, token_budget=token_budget, checkpointer=checkpointer)
@@ -92,7 +92,7 @@ def run_summarize(
 ) -> int:
     """CLI body shared by `ragloom summarize` and examples/doc_summarizer.py; returns the exit
     code."""
-    from core.errors import RagloomError
+    from ragloom.core.errors import RagloomError
     from ragloom.runtime import setup
 
     if length not in ("short", "medium", "long"):

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from agents.dspy_modules import build_dspy_roles
-from agents.roles import Turn
-from core.documents import Chunk
-from core.errors import BadRequestError, MalformedResponseError
-from core.llm import LLMGateway
-from core.testing.openai_server import Fault, OpenAICompatibleServer
-from core.testing.settings import make_test_settings
-from prompts.testing import input_field, reply_for, requested_fields
+from ragloom.agents.dspy_modules import build_dspy_roles
+from ragloom.agents.roles import Turn
+from ragloom.core.documents import Chunk
+from ragloom.core.errors import BadRequestError, MalformedResponseError
+from ragloom.core.llm import LLMGateway
+from ragloom.core.testing.openai_server import Fault, OpenAICompatibleServer
+from ragloom.core.testing.settings import make_test_settings
+from ragloom.prompts.testing import input_field, reply_for, requested_fields
 
 CHUNKS = [
     Chunk(id="a" * 24, source="faq/indent.rst", text="Python uses indentation.", score=0.9),

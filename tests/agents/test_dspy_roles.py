@@ -6,11 +6,11 @@ import dspy
 import pytest
 from dspy.utils import DummyLM
 
-from agents.dspy_modules import build_dspy_roles
-from agents.dspy_modules.roles import DSPyAnswerer, DSPyGroundingChecker, parse_draft
-from agents.roles import Draft, SectionSummary, Turn
-from core.documents import Chunk
-from core.errors import MalformedResponseError
+from ragloom.agents.dspy_modules import build_dspy_roles
+from ragloom.agents.dspy_modules.roles import DSPyAnswerer, DSPyGroundingChecker, parse_draft
+from ragloom.agents.roles import Draft, SectionSummary, Turn
+from ragloom.core.documents import Chunk
+from ragloom.core.errors import MalformedResponseError
 
 CHUNKS = [
     Chunk(

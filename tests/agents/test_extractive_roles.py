@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.extractive import (
+from ragloom.agents.extractive import (
     NO_ANSWER,
     ExtractiveAnswerer,
     ExtractiveGrader,
@@ -14,10 +14,10 @@ from agents.extractive import (
     ExtractiveRewriter,
     ExtractiveRouter,
 )
-from agents.extractive.text import is_meta_instruction, split_sentences, terms
-from agents.roles import Draft, Turn
-from core.documents import Chunk
-from core.testing.embedders import HashingEmbedder
+from ragloom.agents.extractive.text import is_meta_instruction, split_sentences, terms
+from ragloom.agents.roles import Draft, Turn
+from ragloom.core.documents import Chunk
+from ragloom.core.testing.embedders import HashingEmbedder
 
 HEX_FAQ = "faq/programming/how-do-i-specify-hexadecimal-and-octal-integers.rst"
 QUESTION = "How do I specify hexadecimal and octal integers?"
@@ -185,7 +185,7 @@ async def test_async_twins_match(chunks: list[Chunk]) -> None:
 
 
 def test_tables_are_not_sentences() -> None:
-    from agents.extractive.text import split_sentences
+    from ragloom.agents.extractive.text import split_sentences
 
     text = (
         "Commands are listed below.\n\n| command | what |\n|---|---|\n| ask | answers |\n\n"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.extractive import ExtractiveMapSummarizer, ExtractiveReduceSummarizer
-from agents.extractive.summarizer import MAP_BUDGETS, merge_sections
-from agents.extractive.text import split_sentences
-from agents.roles import SectionSummary
-from core.testing.embedders import HashingEmbedder
+from ragloom.agents.extractive import ExtractiveMapSummarizer, ExtractiveReduceSummarizer
+from ragloom.agents.extractive.summarizer import MAP_BUDGETS, merge_sections
+from ragloom.agents.extractive.text import split_sentences
+from ragloom.agents.roles import SectionSummary
+from ragloom.core.testing.embedders import HashingEmbedder
 
 
 @pytest.fixture

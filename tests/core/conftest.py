@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import structlog
 
-from core.budget import Ledger
-from core.llm import LLMGateway
-from core.settings import Settings
-from core.testing import OpenAICompatibleServer, make_test_settings
+from ragloom.core.budget import Ledger
+from ragloom.core.llm import LLMGateway
+from ragloom.core.settings import Settings
+from ragloom.core.testing import OpenAICompatibleServer, make_test_settings
 
 
 class FakeClock:

@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-from core.budget import Budget, CallRecord, Ledger, active_ledgers, track
-from core.errors import BudgetExceededError
-from core.llm import LLMGateway
-from core.pricing import cost_usd, price_for
-from core.settings import BudgetSettings
+from ragloom.core.budget import Budget, CallRecord, Ledger, active_ledgers, track
+from ragloom.core.errors import BudgetExceededError
+from ragloom.core.llm import LLMGateway
+from ragloom.core.pricing import cost_usd, price_for
+from ragloom.core.settings import BudgetSettings
 from tests.core.conftest import FakeClock
 
 

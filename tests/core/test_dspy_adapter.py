@@ -8,9 +8,9 @@ import dspy
 import pytest
 from langchain_core.messages import AIMessageChunk
 
-from core.errors import AuthenticationError, BadRequestError
-from core.llm import LLMGateway
-from core.testing import Fault, OpenAICompatibleServer, Reply, ToolCall
+from ragloom.core.errors import AuthenticationError, BadRequestError
+from ragloom.core.llm import LLMGateway
+from ragloom.core.testing import Fault, OpenAICompatibleServer, Reply, ToolCall
 from tests.core.conftest import chat_bodies
 
 Server = OpenAICompatibleServer

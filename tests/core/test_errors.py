@@ -8,8 +8,8 @@ import httpx
 import openai
 import pytest
 
-import core.errors as errors
-from core.errors import (
+import ragloom.core.errors as errors
+from ragloom.core.errors import (
     AuthenticationError,
     BadRequestError,
     BudgetExceededError,
@@ -23,7 +23,7 @@ from core.errors import (
     RateLimitError,
     StoreUnavailableError,
 )
-from core.retry import map_openai_error, parse_retry_after
+from ragloom.core.retry import map_openai_error, parse_retry_after
 
 ALL = [obj for obj in vars(errors).values()
        if isinstance(obj, type) and issubclass(obj, RagloomError)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from core.llm import LLMGateway
-from core.testing import OpenAICompatibleServer, make_test_settings
+from ragloom.core.llm import LLMGateway
+from ragloom.core.testing import OpenAICompatibleServer, make_test_settings
 
 
 def test_each_event_loop_gets_working_connections(tmp_path: Path) -> None:

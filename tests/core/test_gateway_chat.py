@@ -10,8 +10,8 @@ import pytest
 from langchain_core.messages import AIMessageChunk
 from langchain_core.tools import tool
 
-from core.budget import Ledger
-from core.errors import (
+from ragloom.core.budget import Ledger
+from ragloom.core.errors import (
     AuthenticationError,
     BadRequestError,
     ConfigError,
@@ -21,10 +21,10 @@ from core.errors import (
     ProviderUnavailableError,
     RateLimitError,
 )
-from core.llm import LLMGateway, ResponseCache
-from core.logging import bind_run
-from core.settings import LLMSettings, Settings
-from core.testing import Fault, OpenAICompatibleServer, Reply, ToolCall, make_test_settings
+from ragloom.core.llm import LLMGateway, ResponseCache
+from ragloom.core.logging import bind_run
+from ragloom.core.settings import LLMSettings, Settings
+from ragloom.core.testing import Fault, OpenAICompatibleServer, Reply, ToolCall, make_test_settings
 from tests.core.conftest import FakeClock, chat_bodies
 
 Server = OpenAICompatibleServer

@@ -14,10 +14,12 @@ HEAVY = ["torch", "sentence_transformers", "weaviate", "dspy", "langchain_openai
 def test_core_imports_no_heavy_library() -> None:
     code = (
         "import sys\n"
-        "import core, core.settings, core.llm, core.budget, core.logging, core.errors, "
-        "core.documents, core.embedders, core.retry, core.pricing, core.openai_embedder\n"
-        "from core.llm import LLMGateway\n"
-        "from core.settings import LLMSettings\n"
+        "import ragloom.core.settings, ragloom.core.llm, ragloom.core.budget, "
+        "ragloom.core.logging, ragloom.core.errors, ragloom.core.documents, "
+        "ragloom.core.embedders, ragloom.core.retry, ragloom.core.pricing, "
+        "ragloom.core.openai_embedder\n"
+        "from ragloom.core.llm import LLMGateway\n"
+        "from ragloom.core.settings import LLMSettings\n"
         "gateway = LLMGateway(LLMSettings(base_url='http://127.0.0.1:9/v1'))\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
@@ -29,8 +31,8 @@ def test_core_imports_no_heavy_library() -> None:
 def test_heavy_libraries_load_when_used() -> None:
     code = (
         "import sys\n"
-        "from core.llm import LLMGateway\n"
-        "from core.settings import LLMSettings\n"
+        "from ragloom.core.llm import LLMGateway\n"
+        "from ragloom.core.settings import LLMSettings\n"
         "gateway = LLMGateway(LLMSettings(base_url='http://127.0.0.1:9/v1'))\n"
         "gateway.chat_model(); gateway.dspy_lm()\n"
         "print('langchain_openai' in sys.modules, 'dspy' in sys.modules)\n"
@@ -41,10 +43,11 @@ def test_heavy_libraries_load_when_used() -> None:
 
 
 def test_importing_the_packages_loads_no_heavy_library() -> None:
-    """The issue's acceptance check: `import core, graphs` (and the layers between) stay cheap."""
+    """`import ragloom.core, graphs` (and the layers between) stay cheap."""
     code = (
         "import sys\n"
-        "import core, tools, prompts, agents, graphs\n"
+        "import ragloom.core, ragloom.tools, ragloom.prompts, ragloom.agents, ragloom.graphs\n"
+        "import graphs\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

@@ -11,10 +11,16 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
-from core.errors import AuthenticationError
-from core.llm import LLMGateway
-from core.logging import bind_run, configure_logging, current_context, redact_text, register_secret
-from core.testing import Fault, OpenAICompatibleServer, make_test_settings
+from ragloom.core.errors import AuthenticationError
+from ragloom.core.llm import LLMGateway
+from ragloom.core.logging import (
+    bind_run,
+    configure_logging,
+    current_context,
+    redact_text,
+    register_secret,
+)
+from ragloom.core.testing import Fault, OpenAICompatibleServer, make_test_settings
 
 log = structlog.get_logger("tests.core.logging")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.embedders import Embedder
-from core.errors import AuthenticationError, MalformedResponseError
-from core.llm import LLMGateway
-from core.openai_embedder import OpenAIEmbedder
-from core.testing import Fault, HashingEmbedder, OpenAICompatibleServer
+from ragloom.core.embedders import Embedder
+from ragloom.core.errors import AuthenticationError, MalformedResponseError
+from ragloom.core.llm import LLMGateway
+from ragloom.core.openai_embedder import OpenAIEmbedder
+from ragloom.core.testing import Fault, HashingEmbedder, OpenAICompatibleServer
 
 
 def test_embedder_protocol_shapes_and_normalisation(

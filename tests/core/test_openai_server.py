@@ -14,7 +14,7 @@ import numpy as np
 import openai
 import pytest
 
-from core.testing import Fault, HashingEmbedder, OpenAICompatibleServer, Reply, ToolCall
+from ragloom.core.testing import Fault, HashingEmbedder, OpenAICompatibleServer, Reply, ToolCall
 
 Server = OpenAICompatibleServer
 

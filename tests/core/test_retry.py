@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from structlog.testing import capture_logs
 
-from core.errors import (
+from ragloom.core.errors import (
     AuthenticationError,
     BadRequestError,
     DeadlineExceededError,
@@ -17,7 +17,7 @@ from core.errors import (
     RateLimitError,
     StoreUnavailableError,
 )
-from core.retry import RetryPolicy, retry_policy
+from ragloom.core.retry import RetryPolicy, retry_policy
 from tests.core.conftest import FakeClock
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings, load_settings
-from core.testing import TEST_API_KEY, make_test_settings
+from ragloom.core.settings import Settings, load_settings
+from ragloom.core.testing import TEST_API_KEY, make_test_settings
 
 
 def test_defaults_without_any_source_pick_the_extractive_engine() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from agents.factory import AssistantRoles
-from agents.roles import Draft, Grade, Rewrite, RouteDecision, Turn, Verdict
-from core.documents import Chunk, Citation
-from tools.stores.base import tokenize
+from ragloom.agents.factory import AssistantRoles
+from ragloom.agents.roles import Draft, Grade, Rewrite, RouteDecision, Turn, Verdict
+from ragloom.core.documents import Chunk, Citation
+from ragloom.tools.stores.base import tokenize
 
 
 class ListStore:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prompts.testing import chat_reply, input_field
+from ragloom.prompts.testing import chat_reply, input_field
 
 # an output field that only one role's signature has, as DSPy lists it in the system message
 ROLE_MARKERS = {

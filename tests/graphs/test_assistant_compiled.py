@@ -9,15 +9,15 @@ from typing import Any
 import dspy
 import pytest
 
-from core.llm import LLMGateway
-from core.settings import Settings
-from core.testing import OpenAICompatibleServer, make_test_settings
-from graphs.assistant import build_assistant
-from prompts.compile import compile_module, evaluate_program
-from prompts.datasets import load_jsonl
-from prompts.metrics import answer_metric
-from prompts.registry import PromptRegistry
-from prompts.testing import chat_reply, has_demos, input_field
+from ragloom.core.llm import LLMGateway
+from ragloom.core.settings import Settings
+from ragloom.core.testing import OpenAICompatibleServer, make_test_settings
+from ragloom.graphs.assistant import build_assistant
+from ragloom.prompts.compile import compile_module, evaluate_program
+from ragloom.prompts.datasets import load_jsonl
+from ragloom.prompts.metrics import answer_metric
+from ragloom.prompts.registry import PromptRegistry
+from ragloom.prompts.testing import chat_reply, has_demos, input_field
 from tests.graphs.llm_script import role_of
 from tests.prompts.scripted import answer_rows, answerer_responder, fact_chunks, write_jsonl
 

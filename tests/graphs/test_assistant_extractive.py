@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from core.embedders import LocalEmbedder
-from core.testing import HashingEmbedder, make_test_settings
-from graphs.assistant import build_assistant
-from tools.ingest.pipeline import ingest_paths
-from tools.stores.embedded import EmbeddedStore
+from ragloom.core.embedders import LocalEmbedder
+from ragloom.core.testing import HashingEmbedder, make_test_settings
+from ragloom.graphs.assistant import build_assistant
+from ragloom.tools.ingest.pipeline import ingest_paths
+from ragloom.tools.stores.embedded import EmbeddedStore
 
 DOCS = {
     "install.md": "# Installing packages\n\nRun `pip install requests` to install a package "

@@ -6,9 +6,9 @@ import asyncio
 
 from langgraph.checkpoint.memory import InMemorySaver
 
-from core.settings import BudgetSettings
-from graphs.assistant import build_assistant_graph
-from graphs.assistant_state import AssistantContext
+from ragloom.core.settings import BudgetSettings
+from ragloom.graphs.assistant import build_assistant_graph
+from ragloom.graphs.assistant_state import AssistantContext
 from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 
 

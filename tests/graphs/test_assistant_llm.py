@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import AIMessageChunk
 
-from core.settings import BudgetSettings
-from core.testing import OpenAICompatibleServer, make_test_settings
-from graphs.assistant import build_assistant
+from ragloom.core.settings import BudgetSettings
+from ragloom.core.testing import OpenAICompatibleServer, make_test_settings
+from ragloom.graphs.assistant import build_assistant
 from tests.graphs.fakes import ListStore, sample_chunks
 from tests.graphs.llm_script import AssistantLLM
 
@@ -118,7 +118,7 @@ def test_logs_carry_run_thread_node_and_usage(tmp_path: Path) -> None:
     import io
     import json
 
-    from core.logging import configure_logging
+    from ragloom.core.logging import configure_logging
 
     out = io.StringIO()
     configure_logging("INFO", fmt="json", stream=out)
@@ -153,7 +153,7 @@ def test_any_langchain_chat_model_can_drive_the_roles(tmp_path: Path) -> None:
 
 
 def test_a_wrong_llm_is_a_config_error(tmp_path: Path) -> None:
-    from core.errors import ConfigError
+    from ragloom.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="llm"):
         build_assistant(make_test_settings(tmp_path), store=ListStore(sample_chunks()),

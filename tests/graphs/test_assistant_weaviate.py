@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.testing.weaviate_server import WeaviateTestServer
 from ragloom.cli import app
+from ragloom.core.testing.weaviate_server import WeaviateTestServer
 
 
 @pytest.fixture
@@ -45,8 +45,8 @@ def test_cited_answers_from_weaviate_per_tenant(weaviate_env, tmp_path: Path) ->
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["ingested"] == 2
 
-    from core.settings import load_settings
-    from graphs.assistant import build_assistant
+    from ragloom.core.settings import load_settings
+    from ragloom.graphs.assistant import build_assistant
     from ragloom.runtime import open_store
 
     settings = load_settings()

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError
-from core.settings import CheckpointerSettings
-from graphs.assistant import build_assistant_graph
-from graphs.assistant_state import AssistantContext
-from graphs.checkpointers import ThreadSqliteSaver, build_checkpointer
+from ragloom.core.errors import ConfigError
+from ragloom.core.settings import CheckpointerSettings
+from ragloom.graphs.assistant import build_assistant_graph
+from ragloom.graphs.assistant_state import AssistantContext
+from ragloom.graphs.checkpointers import ThreadSqliteSaver, build_checkpointer
 from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,9 +28,9 @@ ASK = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {repo!r})
-    from graphs.assistant import build_assistant_graph
-    from graphs.assistant_state import AssistantContext
-    from graphs.checkpointers import ThreadSqliteSaver
+    from ragloom.graphs.assistant import build_assistant_graph
+    from ragloom.graphs.assistant_state import AssistantContext
+    from ragloom.graphs.checkpointers import ThreadSqliteSaver
     from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 
     context = AssistantContext(

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from core.errors import ProviderError
-from core.llm import LLMGateway
-from core.settings import LLMSettings, load_settings
-from core.testing.openai_server import Fault, OpenAICompatibleServer
-from graphs.summarizer import build_summarizer, group_partials, top_level
-from prompts.testing import chat_reply, input_field
+from ragloom.core.errors import ProviderError
+from ragloom.core.llm import LLMGateway
+from ragloom.core.settings import LLMSettings, load_settings
+from ragloom.core.testing.openai_server import Fault, OpenAICompatibleServer
+from ragloom.graphs.summarizer import build_summarizer, group_partials, top_level
+from ragloom.prompts.testing import chat_reply, input_field
 
 TOPICS = ["lists", "tuples", "dictionaries", "sets", "strings", "files", "classes", "modules"]
 
@@ -192,7 +192,7 @@ async def test_llm_stuff_is_one_call_and_tree_collapses() -> None:
 def _saver(kind: str, tmp_path: Path) -> Any:
     if kind == "memory":
         return InMemorySaver()
-    from graphs.checkpointers import ThreadSqliteSaver
+    from ragloom.graphs.checkpointers import ThreadSqliteSaver
 
     return ThreadSqliteSaver.from_path(tmp_path / "threads.db")
 

@@ -1,7 +1,8 @@
 """A scripted 'model' for compile tests: it answers well only when the prompt has demos.
 
 Served by the real OpenAI-compatible test server, so the gateway, DSPy's ChatAdapter and the
-optimizers all run for real; replies follow ChatAdapter's format (`prompts.testing.chat_reply`).
+optimizers all run for real; replies follow ChatAdapter's format
+(`ragloom.prompts.testing.chat_reply`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.documents import Chunk
-from prompts.testing import chat_reply, has_demos, input_field
+from ragloom.core.documents import Chunk
+from ragloom.prompts.testing import chat_reply, has_demos, input_field
 
 FACTS = {
     "What colour is the sky?": "The sky is blue",
@@ -124,7 +125,7 @@ def module_responder(module: str) -> Any:
     answers = {row[key_field]: row for row in rows}
 
     def respond(request: dict[str, Any]) -> str:
-        from prompts.testing import reply_for
+        from ragloom.prompts.testing import reply_for
 
         row = answers.get(input_field(request, key_field))
         return reply_for(request, row if has_demos(request) and row else wrong)

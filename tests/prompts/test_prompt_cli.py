@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.testing.openai_server import OpenAICompatibleServer
-from core.testing.settings import TEST_API_KEY
 from ragloom.cli import app
+from ragloom.core.testing.openai_server import OpenAICompatibleServer
+from ragloom.core.testing.settings import TEST_API_KEY
 from tests.prompts.scripted import answer_rows, answerer_responder, write_jsonl
 
 runner = CliRunner()

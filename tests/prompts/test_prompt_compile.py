@@ -14,23 +14,23 @@ from typing import Any
 
 import pytest
 
-from agents.dspy_modules import build_dspy_roles
-from core.errors import ConfigError
-from core.llm import LLMGateway
-from core.settings import Settings
-from core.testing.openai_server import OpenAICompatibleServer
-from core.testing.settings import make_test_settings
-from prompts.compile import (
+from ragloom.agents.dspy_modules import build_dspy_roles
+from ragloom.core.errors import ConfigError
+from ragloom.core.llm import LLMGateway
+from ragloom.core.settings import Settings
+from ragloom.core.testing.openai_server import OpenAICompatibleServer
+from ragloom.core.testing.settings import make_test_settings
+from ragloom.prompts.compile import (
     CompileOptions,
     compile_module,
     estimate_calls,
     evaluate_module,
     evaluate_program,
 )
-from prompts.datasets import load_jsonl
-from prompts.metrics import answer_metric
-from prompts.registry import PromptRegistry, load_compiled
-from prompts.testing import has_demos, input_field, reply_for, requested_fields
+from ragloom.prompts.datasets import load_jsonl
+from ragloom.prompts.metrics import answer_metric
+from ragloom.prompts.registry import PromptRegistry, load_compiled
+from ragloom.prompts.testing import has_demos, input_field, reply_for, requested_fields
 from tests.prompts.scripted import FACTS, answer_rows, answerer_responder, fact_chunks, write_jsonl
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.llm import LLMGateway
-from core.testing import OpenAICompatibleServer, make_test_settings
-from prompts.compile import CompileOptions, compile_module
-from prompts.datasets import load_jsonl
-from prompts.testing import reply_for
+from ragloom.core.llm import LLMGateway
+from ragloom.core.testing import OpenAICompatibleServer, make_test_settings
+from ragloom.prompts.compile import CompileOptions, compile_module
+from ragloom.prompts.datasets import load_jsonl
+from ragloom.prompts.testing import reply_for
 from tests.prompts.scripted import answer_rows, answerer_responder, write_jsonl
 
 

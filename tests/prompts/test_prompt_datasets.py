@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from core.documents import Chunk
-from core.errors import ConfigError
-from prompts.datasets import dataset_hash, load_dataset, load_jsonl, load_question_dir, split
+from ragloom.core.documents import Chunk
+from ragloom.core.errors import ConfigError
+from ragloom.prompts.datasets import (
+    dataset_hash,
+    load_dataset,
+    load_jsonl,
+    load_question_dir,
+    split,
+)
 
 
 def _write(path: Path, rows: list[dict]) -> Path:

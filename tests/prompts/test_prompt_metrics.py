@@ -6,7 +6,7 @@ import dspy
 import pytest
 from dspy.utils import DummyLM
 
-from prompts.metrics import (
+from ragloom.prompts.metrics import (
     FaithfulnessJudge,
     answer_metric,
     citation_hit,

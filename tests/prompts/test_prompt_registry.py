@@ -9,11 +9,11 @@ import dspy
 import pytest
 from structlog.testing import capture_logs
 
-from core.errors import ArtefactError
-from core.settings import PromptSettings
-from prompts.programs import build_program, module_signature_hash
-from prompts.registry import PromptRegistry, load_compiled, save_artefact
-from prompts.signatures.answer import AnswerQuestion
+from ragloom.core.errors import ArtefactError
+from ragloom.core.settings import PromptSettings
+from ragloom.prompts.programs import build_program, module_signature_hash
+from ragloom.prompts.registry import PromptRegistry, load_compiled, save_artefact
+from ragloom.prompts.signatures.answer import AnswerQuestion
 
 
 def _compiled_answerer(answer: str) -> dspy.Module:

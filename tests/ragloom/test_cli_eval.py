@@ -86,7 +86,7 @@ def test_min_gate_fails_below_and_passes_above(dataset: Path) -> None:
 def test_eval_answers_on_the_openai_engine_adds_the_llm_judges(
     dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.testing import OpenAICompatibleServer
+    from ragloom.core.testing import OpenAICompatibleServer
     from tests.graphs.llm_script import AssistantLLM
 
     llm = AssistantLLM()

@@ -8,8 +8,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graphs.assistant import build_assistant_graph
-from graphs.assistant_state import AssistantContext
+from ragloom.graphs.assistant import build_assistant_graph
+from ragloom.graphs.assistant_state import AssistantContext
 from ragloom.server import create_app
 from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 

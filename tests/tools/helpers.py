@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.testing.embedders import HashingEmbedder
+from ragloom.core.testing.embedders import HashingEmbedder
 
 
 class CountingEmbedder(HashingEmbedder):

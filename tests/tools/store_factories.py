@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from core.embedders import Embedder
+from ragloom.core.embedders import Embedder
+from ragloom.tools.stores.base import ChunkStore
 from tests.tools.weaviate_factory import weaviate_store
-from tools.stores.base import ChunkStore
 
 
 @contextmanager
 def embedded_store(tmp_path: Path, embedder: Embedder) -> Iterator[ChunkStore]:
-    from tools.stores.embedded import EmbeddedStore
+    from ragloom.tools.stores.embedded import EmbeddedStore
 
     store = EmbeddedStore(tmp_path / "conformance.db", embedder)
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from core.documents import Document, make_chunk_id
-from tools.ingest import count_tokens, split_document
+from ragloom.core.documents import Document, make_chunk_id
+from ragloom.tools.ingest import count_tokens, split_document
 
 
 def _doc(text: str, headings: tuple = (), source: str = "s.md") -> Document:
@@ -66,7 +66,7 @@ def test_editing_the_end_keeps_earlier_chunk_ids() -> None:
 
 
 def test_merged_small_sections_keep_an_honest_heading_path() -> None:
-    from tools.ingest.loaders import parse_text
+    from ragloom.tools.ingest.loaders import parse_text
 
     body = " ".join(f"word{i}" for i in range(80))
     doc = parse_text(

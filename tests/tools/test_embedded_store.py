@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.documents import Chunk, make_chunk_id
-from core.errors import ConfigError
-from core.testing.embedders import HashingEmbedder
+from ragloom.core.documents import Chunk, make_chunk_id
+from ragloom.core.errors import ConfigError
+from ragloom.core.testing.embedders import HashingEmbedder
+from ragloom.tools.stores.embedded import EmbeddedStore
 from tests.tools.helpers import CountingEmbedder
-from tools.stores.embedded import EmbeddedStore
 
 BATCH = 20
 

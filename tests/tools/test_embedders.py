@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.embedders import LocalEmbedder, build_embedder
-from core.settings import load_settings
-from core.testing.embedders import HashingEmbedder
-from tools.stores import build_store
-from tools.stores.embedded import EmbeddedStore
+from ragloom.core.embedders import LocalEmbedder, build_embedder
+from ragloom.core.settings import load_settings
+from ragloom.core.testing.embedders import HashingEmbedder
+from ragloom.tools.stores import build_store
+from ragloom.tools.stores.embedded import EmbeddedStore
 
 
 def test_build_embedder_kinds() -> None:
@@ -24,7 +24,7 @@ def test_build_embedder_kinds() -> None:
 
 
 def test_build_embedder_openai_goes_through_the_gateway() -> None:
-    from core.openai_embedder import OpenAIEmbedder
+    from ragloom.core.openai_embedder import OpenAIEmbedder
 
     settings = load_settings(
         llm={"base_url": "http://127.0.0.1:9/v1"},

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError
-from core.testing.embedders import HashingEmbedder
-from tools.evaluation import (
+from ragloom.core.errors import ConfigError
+from ragloom.core.testing.embedders import HashingEmbedder
+from ragloom.tools.evaluation import (
     dedupe_sources,
     evaluate_retrieval,
     first_relevant_rank,
@@ -19,8 +19,8 @@ from tools.evaluation import (
     question_metrics,
     render_table,
 )
-from tools.ingest import ingest_paths
-from tools.stores.embedded import EmbeddedStore
+from ragloom.tools.ingest import ingest_paths
+from ragloom.tools.stores.embedded import EmbeddedStore
 
 
 def test_question_metrics_by_hand() -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import StoreError
-from core.testing import HashingEmbedder
+from ragloom.core.errors import StoreError
+from ragloom.core.testing import HashingEmbedder
+from ragloom.tools.ingest import ingest_paths
+from ragloom.tools.stores.embedded import EmbeddedStore
 from tests.tools.helpers import CountingEmbedder, make_pdf
-from tools.ingest import ingest_paths
-from tools.stores.embedded import EmbeddedStore
 
 GOOD = {
     "guide/intro.md": "# Intro\n\nWelcome to the owl guide. Owls hunt at night.\n",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import (
+from ragloom.core.errors import (
     DecodeError,
     EmptyFileError,
     FileTooLargeError,
@@ -14,8 +14,8 @@ from core.errors import (
     ParseError,
     UnsupportedFileError,
 )
+from ragloom.tools.ingest import load_document, split_document
 from tests.tools.helpers import make_pdf
-from tools.ingest import load_document, split_document
 
 RST = """\
 =============
@@ -209,7 +209,7 @@ def test_chunk_spans_point_into_the_document(tmp_path: Path, name: str, content:
 
 
 def test_parse_text_reads_in_memory_text_like_the_loader(tmp_path: Path) -> None:
-    from tools.ingest.loaders import parse_text
+    from ragloom.tools.ingest.loaders import parse_text
 
     text = "Title\n=====\n\nIntro.\n\nPart\n----\n\nBody.\n"
     (tmp_path / "page.rst").write_text(text)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError
-from core.testing.embedders import HashingEmbedder
+from ragloom.core.errors import ConfigError
+from ragloom.core.testing.embedders import HashingEmbedder
+from ragloom.tools.retrieval import Retriever, make_retrieval_tools
+from ragloom.tools.stores.base import Filters
+from ragloom.tools.stores.embedded import EmbeddedStore
 from tests.tools.test_store_conformance import ALL_CHUNKS, ID
-from tools.retrieval import Retriever, make_retrieval_tools
-from tools.stores.base import Filters
-from tools.stores.embedded import EmbeddedStore
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from core.documents import Chunk, make_chunk_id
-from core.testing.embedders import HashingEmbedder
+from ragloom.core.documents import Chunk, make_chunk_id
+from ragloom.core.testing.embedders import HashingEmbedder
+from ragloom.tools.stores.base import SEARCH_MODES, ChunkStore, Filters
 from tests.tools.store_factories import STORE_FACTORIES
-from tools.stores.base import SEARCH_MODES, ChunkStore, Filters
 
 DOCS = {
     "garden/tomatoes.md": (

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 from weaviate.collections.classes.filters import _FilterAnd, _FilterOr, _FilterValue
 
-from tools.stores.base import Filters
-from tools.stores.weaviate_filters import day_start, to_weaviate_filter
+from ragloom.tools.stores.base import Filters
+from ragloom.tools.stores.weaviate_filters import day_start, to_weaviate_filter
 
 
 def _leaves(node: object) -> list[tuple[str, str, object]]:

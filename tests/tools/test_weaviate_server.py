@@ -16,9 +16,9 @@ from weaviate.classes.tenants import Tenant
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateDeleteManyError
 from weaviate.proto.v1 import health_weaviate_pb2
 
-from core.testing.weaviate_server import WeaviateTestServer, tokenize
-from tools.stores.base import relative_score_fusion
-from tools.stores.base import tokenize as store_tokenize
+from ragloom.core.testing.weaviate_server import WeaviateTestServer, tokenize
+from ragloom.tools.stores.base import relative_score_fusion
+from ragloom.tools.stores.base import tokenize as store_tokenize
 
 DOCS = {
     "00000000-0000-0000-0000-000000000001": ("the cat sat on the mat", [1.0, 0.0, 0.0]),

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from core.documents import Chunk
-from core.errors import AuthenticationError, ConfigError, StoreError, StoreUnavailableError
-from core.retry import RetryPolicy, retry_policy
-from core.settings import Settings, StoreSettings
-from core.testing.embedders import HashingEmbedder
-from core.testing.weaviate_server import WeaviateTestServer
-from tools.stores.base import Filters, relative_score_fusion
-from tools.stores.embedded import EmbeddedStore
-from tools.stores.weaviate_store import (
+from ragloom.core.documents import Chunk
+from ragloom.core.errors import AuthenticationError, ConfigError, StoreError, StoreUnavailableError
+from ragloom.core.retry import RetryPolicy, retry_policy
+from ragloom.core.settings import Settings, StoreSettings
+from ragloom.core.testing.embedders import HashingEmbedder
+from ragloom.core.testing.weaviate_server import WeaviateTestServer
+from ragloom.tools.stores.base import Filters, relative_score_fusion
+from ragloom.tools.stores.embedded import EmbeddedStore
+from ragloom.tools.stores.weaviate_store import (
     DEFAULT_TENANT,
     WeaviateStore,
     chunk_uuid,

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.embedders import Embedder
-from core.retry import retry_policy
-from core.testing.weaviate_server import shared_server
-from tools.stores.base import ChunkStore
+from ragloom.core.embedders import Embedder
+from ragloom.core.retry import retry_policy
+from ragloom.core.testing.weaviate_server import shared_server
+from ragloom.tools.stores.base import ChunkStore
 
 
 @contextmanager
@@ -18,7 +18,7 @@ def weaviate_store(tmp_path: Path, embedder: Embedder) -> Iterator[ChunkStore]:
     """A connected, empty WeaviateStore (its own collection), dropped again afterwards."""
     import weaviate
 
-    from tools.stores.weaviate_store import WeaviateStore
+    from ragloom.tools.stores.weaviate_store import WeaviateStore
 
     server = shared_server()
     client = weaviate.connect_to_local(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tools.ingest.chunking import count_tokens, split_document
-from tools.ingest.loaders import SUPPORTED_SUFFIXES, load_document
-from tools.ingest.pipeline import FileFailure, IngestReport, ingest_paths
+from ragloom.tools.ingest.chunking import count_tokens, split_document
+from ragloom.tools.ingest.loaders import SUPPORTED_SUFFIXES, load_document
+from ragloom.tools.ingest.pipeline import FileFailure, IngestReport, ingest_paths
 
 __all__ = [
     "SUPPORTED_SUFFIXES", "FileFailure", "IngestReport", "count_tokens", "ingest_paths",

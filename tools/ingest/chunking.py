@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.documents import Chunk, Document, make_chunk_id
+from ragloom.core.documents import Chunk, Document, make_chunk_id
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 SEPARATORS = ["\n\n", "\n", ". ", "; ", ", ", " ", ""]

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.documents import Document
-from core.errors import (
+from ragloom.core.documents import Document
+from ragloom.core.errors import (
     DecodeError,
     EmptyFileError,
     FileTooLargeError,

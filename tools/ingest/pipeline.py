@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import structlog
 
-from core.errors import EmptyFileError, IngestError, RagloomError, UnsupportedFileError
-from tools.ingest.chunking import split_document
-from tools.ingest.loaders import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, load_document
-from tools.stores.base import ChunkStore
+from ragloom.core.errors import EmptyFileError, IngestError, RagloomError, UnsupportedFileError
+from ragloom.tools.ingest.chunking import split_document
+from ragloom.tools.ingest.loaders import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, load_document
+from ragloom.tools.stores.base import ChunkStore
 
 log = structlog.get_logger(__name__)
 

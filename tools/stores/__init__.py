@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.errors import ConfigError
-from tools.stores.base import ChunkStore, Filters, SearchMode, SearchRequest
+from ragloom.core.errors import ConfigError
+from ragloom.tools.stores.base import ChunkStore, Filters, SearchMode, SearchRequest
 
 if TYPE_CHECKING:
-    from core.embedders import Embedder
-    from core.settings import Settings
+    from ragloom.core.embedders import Embedder
+    from ragloom.core.settings import Settings
 
 __all__ = ["ChunkStore", "Filters", "SearchMode", "SearchRequest", "build_store"]
 
@@ -17,16 +17,16 @@ __all__ = ["ChunkStore", "Filters", "SearchMode", "SearchRequest", "build_store"
 def build_store(settings: Settings, embedder: Embedder | None = None) -> ChunkStore:
     """The store named by `settings.store.kind`, with `embedder` (default: from settings)."""
     if embedder is None:
-        from core.embedders import build_embedder
+        from ragloom.core.embedders import build_embedder
 
         embedder = build_embedder(settings)
     kind = settings.store.kind
     if kind == "embedded":
-        from tools.stores.embedded import EmbeddedStore
+        from ragloom.tools.stores.embedded import EmbeddedStore
 
         return EmbeddedStore(settings.store.path, embedder, ann=settings.store.ann)
     if kind == "weaviate":
-        from tools.stores.weaviate_store import WeaviateStore
+        from ragloom.tools.stores.weaviate_store import WeaviateStore
 
         return WeaviateStore.from_settings(settings, embedder)  # type: ignore[no-any-return]
     raise ConfigError(

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from core.documents import Chunk
-from core.errors import ConfigError
+from ragloom.core.documents import Chunk
+from ragloom.core.errors import ConfigError
 
 SearchMode = Literal["bm25", "vector", "hybrid"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("bm25", "vector", "hybrid")

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import structlog
 
-from core.documents import Chunk
-from core.embedders import Embedder, normalize
-from core.errors import ConfigError, StoreError
-from tools.stores.base import Filters, SearchMode, relative_score_fusion, tokenize
+from ragloom.core.documents import Chunk
+from ragloom.core.embedders import Embedder, normalize
+from ragloom.core.errors import ConfigError, StoreError
+from ragloom.tools.stores.base import Filters, SearchMode, relative_score_fusion, tokenize
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from tools.stores.base import Filters
+from ragloom.tools.stores.base import Filters
 
 if TYPE_CHECKING:
     from weaviate.collections.classes.filters import _Filters

@@ -13,8 +13,8 @@ write; reading a tenant that does not exist yet gives empty results. Searches ar
 own: bm25 over `text`, near_vector (score = 1 - cosine distance = cosine similarity, as in the
 embedded store) and hybrid with relativeScoreFusion and `alpha`. Transport failures (gRPC
 UNAVAILABLE, connection errors, 5xx) become `StoreUnavailableError` and are retried by the
-project's retry policy (`core.retry`); objects a batch rejects are retried, then reported in a
-`StoreError`. Weaviate has no transactions: `replace_source` writes the new chunks first, then
+project's retry policy (`ragloom.core.retry`); objects a batch rejects are retried, then reported
+in a `StoreError`. Weaviate has no transactions: `replace_source` writes the new chunks first, then
 removes stale ones, then records the content hash, so an interrupted replace is redone by the
 next ingest instead of being skipped.
 """
@@ -31,25 +31,25 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from core.documents import Chunk
-from core.embedders import Embedder
-from core.errors import (
+from ragloom.core.documents import Chunk
+from ragloom.core.embedders import Embedder
+from ragloom.core.errors import (
     AuthenticationError,
     ConfigError,
     DeadlineExceededError,
     RagloomError,
     StoreError,
 )
-from core.errors import StoreUnavailableError as Unavailable
-from core.retry import RetryPolicy, retry_policy
-from tools.stores.base import SEARCH_MODES, Filters, SearchMode, _as_date, tokenize
-from tools.stores.weaviate_filters import day_start, to_weaviate_filter
+from ragloom.core.errors import StoreUnavailableError as Unavailable
+from ragloom.core.retry import RetryPolicy, retry_policy
+from ragloom.tools.stores.base import SEARCH_MODES, Filters, SearchMode, _as_date, tokenize
+from ragloom.tools.stores.weaviate_filters import day_start, to_weaviate_filter
 
 if TYPE_CHECKING:
     from weaviate import WeaviateClient
     from weaviate.collections import Collection
 
-    from core.settings import Settings, StoreSettings
+    from ragloom.core.settings import Settings, StoreSettings
 
 log = structlog.get_logger(__name__)
 
