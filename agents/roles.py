@@ -10,7 +10,7 @@ dicts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from ragloom.core.documents import Chunk, Citation
@@ -74,19 +74,6 @@ class Verdict:
 class SectionSummary:
     heading: str
     summary: str
-
-
-@dataclass
-class RoleUsage:
-    """What a role call cost; zero for the extractive engine."""
-
-    llm_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Router(Protocol):

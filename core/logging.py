@@ -191,8 +191,3 @@ def bind_run(
         **{k: v for k, v in values.items() if v is not None}
     ):
         yield
-
-
-def current_context() -> dict[str, Any]:
-    """The keys bound so far (run_id, thread_id, node...)."""
-    return dict(structlog.contextvars.get_contextvars())

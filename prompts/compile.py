@@ -286,24 +286,6 @@ def evaluate_program(
     return EvalResult(score=mean, scores=scores, errors=errors)
 
 
-def evaluate_module(
-    module: str,
-    lm: dspy.BaseLM,
-    devset: Sequence[Any],
-    *,
-    registry: Any = None,
-    metric: str | None = None,
-) -> EvalResult:
-    """Score the program `module` would load (compiled via `registry`, else fresh) on `devset`
-    with `dspy.Evaluate` and the module's default metric (or `metric`). The parity reference for
-    the graphs: the same examples answered through the assistant must score the same."""
-    from ragloom.prompts.registry import PromptRegistry
-
-    registry = registry if registry is not None else PromptRegistry(use_compiled=False)
-    program = registry.load(module)
-    return evaluate_program(program, devset, get_metric(metric or DEFAULT_METRIC[module]), lm)
-
-
 # ---- optimizers -------------------------------------------------------------------------------
 
 

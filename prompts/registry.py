@@ -202,12 +202,6 @@ def load_judges(settings: Any) -> dict[str, Any]:
     return {kind: registry.load(module) for kind, module in JUDGE_MODULES.items()}
 
 
-def load_compiled(module_name: str, settings: Any) -> Path | None:
-    """Path of the artefact `module_name` would load under `settings` (or None)."""
-    artefact = PromptRegistry.from_settings(settings).resolve(module_name)
-    return artefact.path if artefact else None
-
-
 def file_hash(path: Path) -> str:
     """Content hash of a file (12 hex chars), the artefact's name."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]

@@ -16,7 +16,6 @@ from ragloom.core.llm import LLMGateway
 from ragloom.core.logging import (
     bind_run,
     configure_logging,
-    current_context,
     redact_text,
     register_secret,
 )
@@ -49,8 +48,8 @@ def test_json_lines_carry_bound_run_context() -> None:
 
 def test_context_is_visible_and_restored() -> None:
     with bind_run(run_id="r", node="n"):
-        assert current_context() == {"run_id": "r", "node": "n"}
-    assert current_context() == {}
+        assert structlog.contextvars.get_contextvars() == {"run_id": "r", "node": "n"}
+    assert structlog.contextvars.get_contextvars() == {}
 
 
 def test_level_filters() -> None:

@@ -24,12 +24,11 @@ from ragloom.prompts.compile import (
     CompileOptions,
     compile_module,
     estimate_calls,
-    evaluate_module,
     evaluate_program,
 )
 from ragloom.prompts.datasets import load_jsonl
 from ragloom.prompts.metrics import answer_metric
-from ragloom.prompts.registry import PromptRegistry, load_compiled
+from ragloom.prompts.registry import PromptRegistry
 from ragloom.prompts.testing import has_demos, input_field, reply_for, requested_fields
 from tests.prompts.scripted import FACTS, answer_rows, answerer_responder, fact_chunks, write_jsonl
 
@@ -90,7 +89,7 @@ def test_the_compiled_answerer_is_what_the_roles_load(
     assert not has_demos(server.chat_requests()[-1].json or {})
 
     report = compile_module("answerer", lm, train, dev, out_dir=settings.prompts.compiled_dir)
-    assert load_compiled("answerer", settings) == report.artefact.path
+    assert PromptRegistry.from_settings(settings).resolve("answerer").path == report.artefact.path  # type: ignore[union-attr]
     answerer = build_dspy_roles(lm, settings=settings)["answerer"]
     draft = answerer.answer(question, fact_chunks(question))
     assert has_demos(server.chat_requests()[-1].json or {})
@@ -107,9 +106,8 @@ def test_dspy_evaluate_reproduces_the_compiled_score(
     result = evaluate_program(program, dev, answer_metric, lm)
     assert result.score == report.score_after
     assert result.scores == [1.0] * len(dev) and result.errors == 0
-    registry = PromptRegistry.from_settings(settings)
-    assert evaluate_module("answerer", lm, dev, registry=registry).score == report.score_after
-    assert evaluate_module("answerer", lm, dev).score == report.score_before
+    fresh = PromptRegistry(use_compiled=False).load("answerer")
+    assert evaluate_program(fresh, dev, answer_metric, lm).score == report.score_before
 
 
 @pytest.mark.parametrize(

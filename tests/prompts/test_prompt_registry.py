@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from ragloom.core.errors import ArtefactError
 from ragloom.core.settings import PromptSettings
 from ragloom.prompts.programs import build_program, module_signature_hash
-from ragloom.prompts.registry import PromptRegistry, load_compiled, save_artefact
+from ragloom.prompts.registry import PromptRegistry, save_artefact
 from ragloom.prompts.signatures.answer import AnswerQuestion
 
 
@@ -49,7 +49,8 @@ def test_newest_matching_artefact_is_loaded(tmp_path: Path) -> None:
     program = registry.load("answerer")
     assert program.predict.demos[0]["answer"] == "new [c1]."
     settings = PromptSettings(compiled_dir=tmp_path)
-    assert load_compiled("answerer", settings) == tmp_path / "answerer" / f"{newest}.json"
+    resolved = PromptRegistry.from_settings(settings).resolve("answerer")
+    assert resolved is not None and resolved.path == tmp_path / "answerer" / f"{newest}.json"
     assert registry.load("rewriter").predict.demos == []
 
 

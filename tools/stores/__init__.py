@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ragloom.core.errors import ConfigError
-from ragloom.tools.stores.base import ChunkStore, Filters, SearchMode, SearchRequest
+from ragloom.tools.stores.base import ChunkStore, Filters, SearchMode
 
 if TYPE_CHECKING:
     from ragloom.core.embedders import Embedder
     from ragloom.core.settings import Settings
 
-__all__ = ["ChunkStore", "Filters", "SearchMode", "SearchRequest", "build_store"]
+__all__ = ["ChunkStore", "Filters", "SearchMode", "build_store"]
 
 
 def build_store(settings: Settings, embedder: Embedder | None = None) -> ChunkStore:

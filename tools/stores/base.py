@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -113,18 +113,6 @@ def _as_date(value: object) -> date | None:
         except ValueError:
             return None
     return None
-
-
-@dataclass
-class SearchRequest:
-    """Everything a search needs, so stores and tools pass one object around."""
-
-    query: str
-    k: int = 10
-    mode: SearchMode = "hybrid"
-    alpha: float = 0.5
-    filters: Filters = field(default_factory=Filters)
-    tenant: str | None = None
 
 
 @runtime_checkable
