@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
+    server: ServerSettings = Field(default_factory=lambda: ServerSettings())
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -160,3 +161,26 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, `.env` and `ragloom.toml`, with explicit overrides."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+class ApiKeySettings(BaseModel):
+    """One bearer API key of `ragloom serve` and the tenant whose documents and threads it sees."""
+
+    key: SecretStr = Field(..., min_length=16, description="the bearer token clients send")
+    tenant: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class ServerSettings(BaseModel):
+    """`ragloom serve`: API keys (each mapped to a tenant) and request limits.
+
+    In the environment: `RAGLOOM_SERVER__API_KEYS='[{"key": "...", "tenant": "acme"}]'`. With no
+    keys the server runs unauthenticated and refuses to bind a non-loopback address.
+    """
+
+    api_keys: list[ApiKeySettings] = Field(default_factory=list)
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="largest JSON request body")
+    max_upload_bytes: int = Field(10_485_760, ge=1024, description="largest /v1/ingest upload")
+    max_question_chars: int = Field(8000, ge=1)
+    max_thread_id_chars: int = Field(128, ge=8, le=512)
+
+
+Settings.model_rebuild()  # `server` names ServerSettings, defined after Settings
