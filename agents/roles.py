@@ -68,6 +68,7 @@ class Verdict:
     grounded: bool
     unsupported: tuple[str, ...] = ()  # claims not supported by their cited chunks
     score: float = 1.0
+    caveat: str | None = None  # set when the check could not be made (the draft is kept)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ programs in role classes (chunks in, `Draft`/`Verdict` out); the formatting help
 the datasets, the compile runner and the agents quote context the same way.
 
 Retrieved text is always quoted as data: each passage carries a short label (`c1`, `c2`, ...)
-and any ChatAdapter field marker inside it is defused.
+and any ChatAdapter field marker inside it is defused. Passage labels are unforgeable by content:
+anything in quoted text (or in a source name or heading) shaped like a label or a citation
+(`[c2]`, `[c1, c3]`, `[<chunk id>]`) is re-written as `(c2)` before it reaches a prompt, so
+every `[cN]` a model sees opens a real passage.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ _CITE = re.compile(r"\[([A-Za-z0-9_\-]+(?:\s*,\s*[A-Za-z0-9_\-]+)*)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
 _CITE_MARK = re.compile(r"\s*\[(?:c\d+|[0-9a-f]{24})(?:\s*,\s*(?:c\d+|[0-9a-f]{24}))*\]")
 _LEADING_CITES = re.compile(r"^((?:\[[A-Za-z0-9_,\s\-]+\]\s*)+)")
+_LABEL_TOKEN = r"(?:c\s*\d+|[0-9a-f]{24})"
+_LABEL_LIKE = re.compile(
+    rf"\[\s*({_LABEL_TOKEN}(?:\s*[,;]\s*{_LABEL_TOKEN})*)\s*\]", re.IGNORECASE
+)
+_BRACKETED = re.compile(r"\[([^\[\]\n]{1,200})\]")
 
 
 class SignatureProgram(dspy.Module):
@@ -151,22 +159,55 @@ def defuse(text: str) -> str:
     return _MARKER.sub("[ [ ##", text)
 
 
+def escape_labels(text: str, ids: Iterable[str] = ()) -> str:
+    """`text` with everything shaped like a passage label or citation re-written so it cannot
+    pass for one: `[c2]` -> `(c2)`, `[c1, c3]` -> `(c1, c3)`, `[<chunk id>]` -> `(<chunk id>)`
+    (also for any of `ids`, the chunk ids quoted alongside)."""
+    text = _LABEL_LIKE.sub(r"(\1)", text)
+    known = {i.lower() for i in ids if i}
+    if not known:
+        return text
+
+    def relabel(match: re.Match[str]) -> str:
+        tokens = [t.strip().lower() for t in re.split(r"[,;]", match.group(1))]
+        return f"({match.group(1)})" if all(t in known for t in tokens) else match.group(0)
+
+    return _BRACKETED.sub(relabel, text)
+
+
+def quote_text(text: str, ids: Iterable[str] = ()) -> str:
+    """Document text as prompt data: field markers defused, label look-alikes escaped."""
+    return defuse(escape_labels(text, ids))
+
+
 def chunk_labels(chunks: Sequence[Chunk]) -> dict[str, str]:
     """Short prompt labels for chunks, in order: {"c1": chunk_id, ...}."""
     return {f"c{i}": chunk.id for i, chunk in enumerate(chunks, start=1)}
 
 
-def format_passage(chunk: Chunk, label: str | None = None) -> str:
-    """One passage quoted as data: `[label] (source — heading)` then its text."""
-    where = chunk.source + (f" — {chunk.heading}" if chunk.heading_path else "")
+def _header_text(text: str, ids: Iterable[str]) -> str:
+    """A source name or heading for a passage header: one line, no label look-alikes."""
+    return quote_text(" ".join(text.split()), ids)
+
+
+def format_passage(chunk: Chunk, label: str | None = None, ids: Iterable[str] = ()) -> str:
+    """One passage quoted as data: `[label] (source — heading)` then its text. Nothing in the
+    source, heading or text can read as another passage's header (see `escape_labels`)."""
+    known = {chunk.id, *ids}
+    where = _header_text(chunk.source, known)
+    if chunk.heading_path:
+        where += f" — {_header_text(chunk.heading, known)}"
     head = f"[{label}] ({where})" if label else f"({where})"
-    return f"{head}\n{defuse(chunk.text.strip())}"
+    return f"{head}\n{quote_text(chunk.text.strip(), known)}"
 
 
 def format_context(chunks: Sequence[Chunk]) -> str:
     """All passages, labelled c1..cN in the given order, separated by blank lines."""
     labels = list(chunk_labels(chunks))
-    return "\n\n".join(format_passage(c, lab) for c, lab in zip(chunks, labels, strict=True))
+    ids = [c.id for c in chunks]
+    return "\n\n".join(
+        format_passage(c, lab, ids) for c, lab in zip(chunks, labels, strict=True)
+    )
 
 
 class TurnLike(Protocol):
@@ -182,7 +223,7 @@ class TurnLike(Protocol):
 def format_history(history: Iterable[TurnLike], max_turns: int = 6) -> str:
     """The last `max_turns` turns as `role: text` lines (empty string for no history)."""
     turns = list(history)[-max_turns:]
-    return "\n".join(f"{t.role}: {defuse(t.content.strip())}" for t in turns)
+    return "\n".join(f"{t.role}: {quote_text(t.content.strip())}" for t in turns)
 
 
 # ---- reading citations back --------------------------------------------------------------------

@@ -3,16 +3,26 @@
 Each role holds the LM it calls (a `dspy.BaseLM`, normally the gateway's adapter) and runs every
 call inside `dspy.context(lm=...)`, so nothing is configured globally. Programs come from
 `ragloom.prompts.programs` (fresh) or the prompt registry (compiled artefacts). Chunks are
-quoted into prompts as labelled data (`[c1] (source — heading)`); citations are read back from
-those labels.
+quoted into prompts as labelled data (`[c1] (source — heading)`, with label look-alikes in the
+text escaped); citations are read back from those labels.
+
+Malformed replies, one mechanism for every role (`DSPyRole._run`): a reply that does not follow
+the signature's fields (or a response body that is not JSON) is asked again `parse_retries`
+times (default once, with a fresh rollout id so no cache hands back the same reply); if it is
+still malformed the role falls back where a safe fallback exists and raises
+`MalformedResponseError` (code `malformed`) where none does:
+
+    router     -> retrieve                 rewriter -> search with the question itself
+    grader     -> keep the chunk           grounding -> keep the draft, `Verdict.caveat` says so
+    answerer, map/reduce summarizers -> MalformedResponseError
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import dspy
 import structlog
@@ -31,9 +41,11 @@ from ragloom.core.documents import Chunk, Citation
 from ragloom.core.errors import MalformedResponseError, ProviderError, RagloomError
 from ragloom.prompts.metrics import clamp_score
 from ragloom.prompts.programs import (
+    SignatureProgram,
     best_quote,
     build_program,
     chunk_labels,
+    defuse,
     format_context,
     format_history,
     format_passage,
@@ -46,26 +58,89 @@ log = structlog.get_logger(__name__)
 ENGINE = "openai"
 ROUTES = ("conversation", "retrieve", "summarize", "decline")
 GRADE_CONCURRENCY = 4
+PARSE_RETRIES = 1
+UNCHECKED_CAVEAT = (
+    "the answer could not be checked against its passages (the checker's reply was unreadable)"
+)
+
+T = TypeVar("T")
+Fallback = Callable[[MalformedResponseError], T]
 
 
 class DSPyRole:
-    """Shared plumbing: a program, an LM, scoped DSPy context, typed errors."""
+    """Shared plumbing: a program, an LM, scoped DSPy context, typed errors, and the one
+    malformed-reply policy (`_run` / `_arun`: ask again, then fall back or raise)."""
 
     engine = ENGINE
     module_name = ""
 
-    def __init__(self, lm: dspy.BaseLM, program: dspy.Module | None = None) -> None:
+    def __init__(
+        self,
+        lm: dspy.BaseLM,
+        program: dspy.Module | None = None,
+        *,
+        parse_retries: int = PARSE_RETRIES,
+    ) -> None:
         self.lm = lm
         self.program = program if program is not None else build_program(self.module_name)
         self.adapter = make_adapter()
+        self.parse_retries = max(0, parse_retries)
+
+    def _inputs_for(self, inputs: dict[str, Any], attempt: int) -> dict[str, Any]:
+        """A retry asks for a fresh reply: DSPy's rollout id also salts the gateway's cache."""
+        if attempt and isinstance(self.program, SignatureProgram):
+            return {**inputs, "config": {"rollout_id": attempt}}
+        return inputs
 
     def _call(self, **inputs: Any) -> dspy.Prediction:
+        """One program call; DSPy parse failures become `MalformedResponseError`."""
         with dspy.context(lm=self.lm, adapter=self.adapter), _typed_errors(self.module_name):
             return self.program(**inputs)
 
     async def _acall(self, **inputs: Any) -> dspy.Prediction:
         with dspy.context(lm=self.lm, adapter=self.adapter), _typed_errors(self.module_name):
             return await self.program.acall(**inputs)
+
+    def _run(
+        self, read: Callable[[dspy.Prediction], T], fallback: Fallback[T] | None, **inputs: Any
+    ) -> T:
+        """`read(prediction)`; a malformed reply is retried, then `fallback(error)` or raised."""
+        attempt = 0
+        while True:
+            try:
+                return read(self._call(**self._inputs_for(inputs, attempt)))
+            except MalformedResponseError as exc:
+                if attempt >= self.parse_retries:
+                    return self._give_up(exc, fallback)
+                self._retrying(exc, attempt)
+            attempt += 1
+
+    async def _arun(
+        self, read: Callable[[dspy.Prediction], T], fallback: Fallback[T] | None, **inputs: Any
+    ) -> T:
+        attempt = 0
+        while True:
+            try:
+                return read(await self._acall(**self._inputs_for(inputs, attempt)))
+            except MalformedResponseError as exc:
+                if attempt >= self.parse_retries:
+                    return self._give_up(exc, fallback)
+                self._retrying(exc, attempt)
+            attempt += 1
+
+    def _retrying(self, exc: MalformedResponseError, attempt: int) -> None:
+        log.warning("llm.reply_malformed", role=self.module_name, attempt=attempt + 1,
+                    action="retry", error=exc.message)
+
+    def _give_up(self, exc: MalformedResponseError, fallback: Fallback[T] | None) -> T:
+        tries = self.parse_retries + 1
+        if fallback is None:
+            raise MalformedResponseError(
+                f"{self.module_name}: malformed reply after {tries} attempt(s); last: {exc.message}"
+            ) from exc
+        log.warning("llm.reply_malformed", role=self.module_name, attempt=tries,
+                    action="fallback", error=exc.message)
+        return fallback(exc)
 
 
 @contextmanager
@@ -92,22 +167,16 @@ class DSPyRouter(DSPyRole):
     module_name = "router"
 
     def route(self, question: str, history: Sequence[Turn]) -> RouteDecision:
-        try:
-            return _decision(self._call(question=question, history=format_history(history)))
-        except MalformedResponseError as exc:
-            return _fallback_route(exc)
+        return self._run(_decision, _fallback_route, question=question,
+                         history=format_history(history))
 
     async def aroute(self, question: str, history: Sequence[Turn]) -> RouteDecision:
-        try:
-            pred = await self._acall(question=question, history=format_history(history))
-        except MalformedResponseError as exc:
-            return _fallback_route(exc)
-        return _decision(pred)
+        return await self._arun(_decision, _fallback_route, question=question,
+                                history=format_history(history))
 
 
-def _fallback_route(exc: Exception) -> RouteDecision:
+def _fallback_route(exc: MalformedResponseError) -> RouteDecision:
     """An unreadable routing reply retrieves: the safe default for a document assistant."""
-    log.warning("router reply unreadable; retrieving", error=str(exc))
     return RouteDecision(route="retrieve", reason="router reply unreadable")
 
 
@@ -135,18 +204,14 @@ class DSPyRewriter(DSPyRole):
     module_name = "rewriter"
 
     def rewrite(self, question: str, history: Sequence[Turn], attempt: int = 0) -> Rewrite:
-        try:
-            pred = self._call(**self._inputs(question, history, attempt))
-        except MalformedResponseError as exc:
-            return _fallback_rewrite(question, exc)
-        return _rewrite(pred, question)
+        return self._run(lambda pred: _rewrite(pred, question),
+                         lambda exc: Rewrite(query=question),
+                         **self._inputs(question, history, attempt))
 
     async def arewrite(self, question: str, history: Sequence[Turn], attempt: int = 0) -> Rewrite:
-        try:
-            pred = await self._acall(**self._inputs(question, history, attempt))
-        except MalformedResponseError as exc:
-            return _fallback_rewrite(question, exc)
-        return _rewrite(pred, question)
+        return await self._arun(lambda pred: _rewrite(pred, question),
+                                lambda exc: Rewrite(query=question),
+                                **self._inputs(question, history, attempt))
 
     @staticmethod
     def _inputs(question: str, history: Sequence[Turn], attempt: int) -> dict[str, str]:
@@ -155,12 +220,6 @@ class DSPyRewriter(DSPyRole):
             "history": format_history(history),
             "attempt_note": attempt_note(attempt),
         }
-
-
-def _fallback_rewrite(question: str, exc: Exception) -> Rewrite:
-    """An unreadable rewrite searches with the question itself."""
-    log.warning("rewriter reply unreadable; searching with the question", error=str(exc))
-    return Rewrite(query=question)
 
 
 def _rewrite(pred: dspy.Prediction, question: str) -> Rewrite:
@@ -178,33 +237,26 @@ class DSPyGrader(DSPyRole):
     module_name = "grader"
 
     def grade(self, question: str, chunks: Sequence[Chunk]) -> list[Grade]:
-        grades = []
-        for chunk in chunks:
-            try:
-                pred = self._call(question=question, passage=format_passage(chunk))
-            except MalformedResponseError as exc:
-                grades.append(_fallback_grade(chunk, exc))
-                continue
-            grades.append(_grade(chunk, pred))
-        return grades
+        return [self._grade_one(question, chunk) for chunk in chunks]
+
+    def _grade_one(self, question: str, chunk: Chunk) -> Grade:
+        return self._run(lambda pred: _grade(chunk, pred), lambda exc: _fallback_grade(chunk),
+                         question=question, passage=format_passage(chunk))
 
     async def agrade(self, question: str, chunks: Sequence[Chunk]) -> list[Grade]:
         gate = asyncio.Semaphore(GRADE_CONCURRENCY)
 
         async def one(chunk: Chunk) -> Grade:
             async with gate:
-                try:
-                    pred = await self._acall(question=question, passage=format_passage(chunk))
-                except MalformedResponseError as exc:
-                    return _fallback_grade(chunk, exc)
-            return _grade(chunk, pred)
+                return await self._arun(lambda pred: _grade(chunk, pred),
+                                        lambda exc: _fallback_grade(chunk),
+                                        question=question, passage=format_passage(chunk))
 
         return list(await asyncio.gather(*(one(c) for c in chunks)))
 
 
-def _fallback_grade(chunk: Chunk, exc: Exception) -> Grade:
+def _fallback_grade(chunk: Chunk) -> Grade:
     """An unreadable grade keeps the chunk (dropping evidence is worse than keeping noise)."""
-    log.warning("grader reply unreadable; keeping the chunk", chunk_id=chunk.id, error=str(exc))
     return Grade(chunk_id=chunk.id, relevant=True, score=0.5)
 
 
@@ -220,14 +272,18 @@ class DSPyAnswerer(DSPyRole):
     module_name = "answerer"
 
     def answer(self, question: str, chunks: Sequence[Chunk], feedback: str = "") -> Draft:
-        pred = self._call(question=question, context=format_context(chunks), feedback=feedback)
-        return parse_draft(str(pred.answer or ""), chunks)
+        return self._run(lambda pred: parse_draft(str(pred.answer or ""), chunks), None,
+                         **self._inputs(question, chunks, feedback))
 
     async def aanswer(self, question: str, chunks: Sequence[Chunk], feedback: str = "") -> Draft:
-        pred = await self._acall(
-            question=question, context=format_context(chunks), feedback=feedback
-        )
-        return parse_draft(str(pred.answer or ""), chunks)
+        return await self._arun(lambda pred: parse_draft(str(pred.answer or ""), chunks), None,
+                                **self._inputs(question, chunks, feedback))
+
+    @staticmethod
+    def _inputs(question: str, chunks: Sequence[Chunk], feedback: str) -> dict[str, str]:
+        # feedback quotes claims of an earlier draft (model text): defused like any quoted data
+        return {"question": question, "context": format_context(chunks),
+                "feedback": defuse(feedback)}
 
 
 def parse_draft(text: str, chunks: Sequence[Chunk]) -> Draft:
@@ -268,7 +324,7 @@ def draft_for_check(draft: Draft, chunks: Sequence[Chunk]) -> str:
     parts = []
     for sentence, ids in draft.claims:
         marks = "".join(f"[{label_of[i]}]" for i in ids if i in label_of)
-        parts.append(f"{sentence} {marks}".strip())
+        parts.append(f"{defuse(sentence)} {marks}".strip())
     return " ".join(parts)
 
 
@@ -278,14 +334,19 @@ class DSPyGroundingChecker(DSPyRole):
     module_name = "grounding"
 
     def check(self, draft: Draft, chunks: Sequence[Chunk]) -> Verdict:
-        return _verdict(self._call(**self._inputs(draft, chunks)))
+        return self._run(_verdict, _unchecked, **self._inputs(draft, chunks))
 
     async def acheck(self, draft: Draft, chunks: Sequence[Chunk]) -> Verdict:
-        return _verdict(await self._acall(**self._inputs(draft, chunks)))
+        return await self._arun(_verdict, _unchecked, **self._inputs(draft, chunks))
 
     @staticmethod
     def _inputs(draft: Draft, chunks: Sequence[Chunk]) -> dict[str, str]:
         return {"context": format_context(chunks), "answer": draft_for_check(draft, chunks)}
+
+
+def _unchecked(exc: MalformedResponseError) -> Verdict:
+    """An unreadable verdict keeps the draft as it is, flagged by a caveat (score 0: unknown)."""
+    return Verdict(grounded=True, score=0.0, caveat=UNCHECKED_CAVEAT)
 
 
 def _verdict(pred: dspy.Prediction) -> Verdict:
@@ -304,10 +365,10 @@ class DSPyMapSummarizer(DSPyRole):
     module_name = "map_summarizer"
 
     def summarize(self, text: str, heading: str, length: SummaryLength) -> str:
-        return _text(self._call(heading=heading, text=text, length=length))
+        return self._run(_text, None, heading=heading, text=text, length=length)
 
     async def asummarize(self, text: str, heading: str, length: SummaryLength) -> str:
-        return _text(await self._acall(heading=heading, text=text, length=length))
+        return await self._arun(_text, None, heading=heading, text=text, length=length)
 
 
 def format_sections(sections: Sequence[SectionSummary]) -> str:
@@ -321,13 +382,14 @@ class DSPyReduceSummarizer(DSPyRole):
     module_name = "reduce_summarizer"
 
     def combine(self, title: str, sections: Sequence[SectionSummary], length: SummaryLength) -> str:
-        return _text(self._call(title=title, sections=format_sections(sections), length=length))
+        return self._run(_text, None, title=title, sections=format_sections(sections),
+                         length=length)
 
     async def acombine(
         self, title: str, sections: Sequence[SectionSummary], length: SummaryLength
     ) -> str:
-        pred = await self._acall(title=title, sections=format_sections(sections), length=length)
-        return _text(pred)
+        return await self._arun(_text, None, title=title, sections=format_sections(sections),
+                                length=length)
 
 
 def _text(pred: dspy.Prediction) -> str:
