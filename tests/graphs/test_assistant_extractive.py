@@ -31,7 +31,7 @@ def _assistant(tmp_path: Path, embedder):
         (folder / name).write_text(text)
     settings = make_test_settings(tmp_path)
     store = EmbeddedStore(tmp_path / "store.db", embedder)
-    ingest_paths([folder], store, progress=False)
+    ingest_paths([folder], store, root=folder, progress=False)
     return build_assistant(settings, store=store), store
 
 

@@ -71,7 +71,7 @@ def test_evaluate_retrieval_on_a_tiny_dataset(tmp_path: Path) -> None:
     dataset = _dataset(tmp_path / "ds")
     assert [q.gold for q in load_questions(dataset)][2] == ("desert.md",)
     with EmbeddedStore(tmp_path / "s.db", HashingEmbedder(256)) as store:
-        ingest_paths([dataset / "corpus"], store, progress=False)
+        ingest_paths([dataset / "corpus"], store, root=dataset / "corpus", progress=False)
         result = evaluate_retrieval(dataset, store, ["bm25", "vector", "hybrid"], 10)
     assert result["questions"] == 4 and result["gold_missing"] == 0
     assert set(result["modes"]) == {"bm25", "vector", "hybrid"}

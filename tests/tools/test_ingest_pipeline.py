@@ -40,7 +40,7 @@ def corpus(tmp_path: Path) -> Path:
 
 def test_folder_sources_are_relative_posix_paths(corpus: Path, tmp_path: Path) -> None:
     with EmbeddedStore(tmp_path / "s.db", CountingEmbedder()) as store:
-        report = ingest_paths([corpus], store, progress=False)
+        report = ingest_paths([corpus], store, root=corpus, progress=False)
         assert report.failed == []
         assert report.files_seen == report.ingested == len(GOOD)
         assert set(store.sources()) == set(GOOD)
@@ -54,11 +54,15 @@ def test_folder_sources_are_relative_posix_paths(corpus: Path, tmp_path: Path) -
 def test_second_run_embeds_nothing(corpus: Path, tmp_path: Path) -> None:
     embedder = CountingEmbedder()
     with EmbeddedStore(tmp_path / "s.db", embedder) as store:
-        first = ingest_paths([corpus], store, progress=False, chunk_tokens=32, overlap=4)
+        first = ingest_paths(
+            [corpus], store, root=corpus, progress=False, chunk_tokens=32, overlap=4
+        )
         calls, count = embedder.calls, store.count()
         assert first.chunks_embedded == len(embedder.embedded) == count
         assert first.seconds_embedding > 0
-        second = ingest_paths([corpus], store, progress=False, chunk_tokens=32, overlap=4)
+        second = ingest_paths(
+            [corpus], store, root=corpus, progress=False, chunk_tokens=32, overlap=4
+        )
         assert embedder.calls == calls
         assert second.skipped_unchanged == len(GOOD)
         assert second.ingested == second.chunks_written == second.chunks_embedded == 0
@@ -68,11 +72,15 @@ def test_second_run_embeds_nothing(corpus: Path, tmp_path: Path) -> None:
 def test_editing_one_file_re_embeds_only_its_chunks(corpus: Path, tmp_path: Path) -> None:
     embedder = CountingEmbedder()
     with EmbeddedStore(tmp_path / "s.db", embedder) as store:
-        ingest_paths([corpus], store, progress=False, chunk_tokens=32, overlap=4)
+        ingest_paths(
+            [corpus], store, root=corpus, progress=False, chunk_tokens=32, overlap=4
+        )
         old_ids = {c.id for c in store.get_source("notes.txt")}
         already = len(embedder.embedded)
         (corpus / "notes.txt").write_text("Herons are patient hunters.\n", encoding="utf-8")
-        report = ingest_paths([corpus], store, progress=False, chunk_tokens=32, overlap=4)
+        report = ingest_paths(
+            [corpus], store, root=corpus, progress=False, chunk_tokens=32, overlap=4
+        )
         assert report.ingested == 1 and report.skipped_unchanged == len(GOOD) - 1
         new_chunks = store.get_source("notes.txt")
         assert embedder.embedded[already:] == [c.text for c in new_chunks]
@@ -97,7 +105,7 @@ def test_twelve_bad_inputs_each_give_one_report_line(corpus: Path, tmp_path: Pat
     os.symlink("..", bad / "loop")
     embedder = CountingEmbedder()
     with EmbeddedStore(tmp_path / "s.db", embedder) as store:
-        report = ingest_paths([corpus], store, progress=False, max_bytes=10_000)
+        report = ingest_paths([corpus], store, root=corpus, progress=False, max_bytes=10_000)
         codes = {f.source: f.code for f in report.failed}
         assert len(report.failed) == 12 == len(codes)
         assert codes == {
@@ -134,7 +142,7 @@ def test_a_store_failure_on_one_file_is_reported(
             return real(source, *args, **kwargs)  # type: ignore[arg-type]
 
         monkeypatch.setattr(store, "replace_source", flaky)
-        report = ingest_paths([corpus], store, progress=False)
+        report = ingest_paths([corpus], store, root=corpus, progress=False)
         assert {(f.source, f.code) for f in report.failed} == {
             ("notes.txt", "store"), ("page.html", "ingest"),
         }
@@ -147,8 +155,13 @@ def test_single_files_missing_paths_and_tenants(corpus: Path, tmp_path: Path) ->
             [corpus / "notes.txt", tmp_path / "nope.md"], store, tenant="t1", progress=True
         )
         assert report.ingested == 1
-        assert [(f.code, f.reason) for f in report.failed] == [("ingest", "no such file")]
-        assert list(store.sources(tenant="t1")) == [(corpus / "notes.txt").as_posix()]
+        assert [(f.source, f.code, f.reason) for f in report.failed] == [
+            ("nope.md", "ingest", "no such file")
+        ]
+        # named relative to the current directory (the default root), absolute path recorded
+        assert list(store.sources(tenant="t1")) == ["corpus/notes.txt"]
+        chunks = store.get_source("corpus/notes.txt", tenant="t1")
+        assert {c.metadata["path"] for c in chunks} == {(corpus / "notes.txt").as_posix()}
         assert store.count() == 0
 
 
@@ -158,11 +171,11 @@ def test_prune_removes_sources_deleted_from_the_folder(tmp_path: Path) -> None:
     for name in ("a.md", "b.md", "c.md"):
         (folder / name).write_text(f"# {name}\n\nSome text about {name}.\n")
     with EmbeddedStore(tmp_path / "s.db", HashingEmbedder(64)) as store:
-        ingest_paths([folder], store, progress=False)
+        ingest_paths([folder], store, root=folder, progress=False)
         (folder / "b.md").unlink()
-        kept = ingest_paths([folder], store, progress=False)
+        kept = ingest_paths([folder], store, root=folder, progress=False)
         assert kept.removed == 0 and "b.md" in store.sources()  # without prune nothing goes
-        pruned = ingest_paths([folder], store, progress=False, prune=True)
+        pruned = ingest_paths([folder], store, root=folder, progress=False, prune=True)
         assert pruned.removed == 1
         assert sorted(store.sources()) == ["a.md", "c.md"]
         assert all(c.source != "b.md" for c in store.search("text", k=10, mode="bm25"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from ragloom.core.errors import (
     UnsupportedFileError,
 )
 from ragloom.tools.ingest import load_document, split_document
+from tests.tools.bad_files import deny_reading, encrypted_pdf, nested_html
 from tests.tools.helpers import make_pdf
 
 RST = """\
@@ -183,13 +185,62 @@ def test_size_limit_and_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     big = _write(tmp_path, "big.txt", "word " * 1000)
     with pytest.raises(FileTooLargeError):
         load_document(big, max_bytes=100)
-
-    def deny(*args: object, **kwargs: object) -> None:
-        raise PermissionError(13, "Permission denied")
-
-    monkeypatch.setattr(Path, "open", deny)
-    with pytest.raises(IngestError, match="permission denied"):
+    deny_reading(big, monkeypatch)
+    with pytest.raises(IngestError, match="permission denied") as info:
         load_document(big)
+    assert info.value.code == "ingest" and info.value.path == big.as_posix()
+
+
+def test_only_regular_files_are_opened(tmp_path: Path) -> None:
+    """A FIFO named like a document is refused at once (open() would block forever); so are
+    devices, directories and sockets reached through a name with a supported suffix."""
+    import socket
+
+    fifo = tmp_path / "fifo.md"
+    os.mkfifo(fifo)
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")
+    (tmp_path / "folder.md").mkdir()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "s.md"))
+    try:
+        for name, kind in [
+            ("fifo.md", "named pipe"), ("zero.txt", "character device"),
+            ("folder.md", "directory"), ("s.md", "socket"),
+        ]:
+            with pytest.raises(UnsupportedFileError, match=kind) as info:
+                load_document(tmp_path / name)
+            assert info.value.code == "unsupported_file"
+    finally:
+        sock.close()
+
+
+def test_broken_links_and_link_loops_name_the_problem(tmp_path: Path) -> None:
+    (tmp_path / "dangling.md").symlink_to(tmp_path / "gone.md")
+    (tmp_path / "loop.md").symlink_to(tmp_path / "loop.md")
+    with pytest.raises(IngestError, match="broken symlink"):
+        load_document(tmp_path / "dangling.md")
+    with pytest.raises(IngestError, match="symlink loop"):
+        load_document(tmp_path / "loop.md")
+    (tmp_path / "real.md").write_text("# Real\n\nText.\n")
+    (tmp_path / "link.md").symlink_to(tmp_path / "real.md")
+    assert load_document(tmp_path / "link.md").title == "Real"  # a link to a file is fine
+
+
+def test_deep_html_is_a_parse_error_and_moderate_depth_parses(tmp_path: Path) -> None:
+    from ragloom.tools.ingest.loaders import MAX_HTML_DEPTH
+
+    with pytest.raises(ParseError, match="nests deeper") as info:
+        load_document(_write(tmp_path, "deep.html", nested_html(10_000)))
+    assert info.value.code == "parse_error"
+    doc = load_document(_write(tmp_path, "ok.html", nested_html(MAX_HTML_DEPTH - 10)))
+    assert doc.text.strip() == "deep text"  # past Python's recursion limit, below ours
+
+
+def test_encrypted_and_zero_byte_pdfs(tmp_path: Path) -> None:
+    with pytest.raises(ParseError, match="encrypted"):
+        load_document(_write(tmp_path, "locked.pdf", encrypted_pdf()))
+    with pytest.raises(EmptyFileError):
+        load_document(_write(tmp_path, "zero.pdf", b""))
 
 
 @pytest.mark.parametrize(

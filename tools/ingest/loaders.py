@@ -7,8 +7,11 @@ BeautifulSoup's html.parser, h1-h6 kept as headings) and PDF (pypdf). Every fail
 
 from __future__ import annotations
 
+import errno
+import os
 import re
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from ragloom.core.errors import (
 )
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_HTML_DEPTH = 2000  # elements open at once; deeper markup is a parse_error
 TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
                  ".rst": "rst", ".html": "html", ".htm": "html", ".pdf": "pdf"}
 SUPPORTED_SUFFIXES = frozenset(TEXT_SUFFIXES)
@@ -36,7 +40,8 @@ def load_document(
     """Read `path` into a Document; `source` names it (default: the path, POSIX style).
 
     Raises an `IngestError` subclass for unsupported, empty, undecodable, oversized or malformed
-    files, and for files that cannot be read.
+    files, for anything that is not a regular file (FIFO, socket, device, directory), and for
+    files that cannot be read. `metadata["path"]` is the absolute path read.
     """
     path = Path(path)
     name = source or path.as_posix()
@@ -46,11 +51,14 @@ def load_document(
     raw = _read_bytes(path, name, max_bytes)
     if not raw.strip():
         raise EmptyFileError("file is empty" if not raw else "file has only whitespace", path=name)
-    if kind == "pdf":
-        text, title, headings = _parse_pdf(raw, name)
-    else:
-        text = _decode(raw, name)
-        text, title, headings = _PARSERS[kind](text, name)
+    try:
+        if kind == "pdf":
+            text, title, headings = _parse_pdf(raw, name)
+        else:
+            text = _decode(raw, name)
+            text, title, headings = _PARSERS[kind](text, name)
+    except RecursionError as exc:  # a parser recursed on pathological nesting
+        raise ParseError("document nests too deeply to parse", path=name) from exc
     if not text.strip():
         raise EmptyFileError("no text left after parsing", path=name)
     metadata = {
@@ -58,6 +66,7 @@ def load_document(
         "modified": _modified(path),
         "content_hash": Document(source=name, text=text).content_hash,
         "bytes": len(raw),
+        "path": os.path.abspath(path),
     }
     return Document(
         source=name, text=text, title=title or path.stem, headings=headings, metadata=metadata
@@ -74,20 +83,51 @@ def parse_text(text: str, source: str) -> Document:
 
 
 def _read_bytes(path: Path, name: str, max_bytes: int) -> bytes:
+    """The file's bytes; only regular files (and symlinks to them) are opened.
+
+    A FIFO, socket or device is refused before `open` (which would block on a FIFO) and again
+    after it (`O_NONBLOCK` open, then `fstat`), so a file swapped for a pipe in between is caught.
+    """
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise FileTooLargeError(f"file has {size} bytes, limit is {max_bytes}", path=name)
-        with path.open("rb") as handle:
-            return handle.read(max_bytes + 1)
+        info = os.stat(path)
+        _require_regular(info.st_mode, name)
+        if info.st_size > max_bytes:
+            raise FileTooLargeError(
+                f"file has {info.st_size} bytes, limit is {max_bytes}", path=name
+            )
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as handle:
+            _require_regular(os.fstat(handle.fileno()).st_mode, name)
+            raw = handle.read(max_bytes + 1)
     except IngestError:
         raise
     except PermissionError as exc:
         raise IngestError(
             f"cannot read file: permission denied ({exc.strerror})", path=name
         ) from exc
+    except FileNotFoundError as exc:
+        reason = "broken symlink (its target is missing)" if path.is_symlink() else "no such file"
+        raise IngestError(reason, path=name) from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IngestError("symlink loop (too many levels of links)", path=name) from exc
         raise IngestError(f"cannot read file: {exc.strerror or exc}", path=name) from exc
+    if len(raw) > max_bytes:
+        raise FileTooLargeError(f"file grew past the limit of {max_bytes} bytes", path=name)
+    return raw
+
+
+def _require_regular(mode: int, name: str) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kinds = (
+        (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    kind = next((label for test, label in kinds if test(mode)), "an unknown kind of file")
+    raise UnsupportedFileError(f"not a regular file: {kind}", path=name)
 
 
 def _decode(raw: bytes, name: str) -> str:
@@ -192,7 +232,7 @@ _SKIP_TAGS = {"script", "style", "noscript", "template", "head"}
 
 
 def _parse_html(text: str, name: str) -> tuple[str, str, Headings]:
-    from bs4 import BeautifulSoup, NavigableString, Tag
+    from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
 
     if "<" not in text or not re.search(r"<\s*[a-zA-Z!]", text):
         raise ParseError("no HTML markup found", path=name)
@@ -213,29 +253,39 @@ def _parse_html(text: str, name: str) -> tuple[str, str, Headings]:
         if parts and not parts[-1].endswith("\n"):
             emit("\n")
 
-    def walk(node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                if type(child) is NavigableString:
-                    piece = re.sub(r"\s+", " ", str(child))
-                    if piece.strip() or (parts and not parts[-1].endswith((" ", "\n"))):
-                        emit(piece.lstrip() if not parts or parts[-1].endswith("\n") else piece)
-                continue
-            if not isinstance(child, Tag) or child.name in _SKIP_TAGS:
-                continue
-            if child.name in _BLOCK_TAGS:
+    # An explicit stack, not recursion: nesting depth is bounded by `MAX_HTML_DEPTH`, never by
+    # Python's recursion limit.
+    stack: list[tuple[Iterator[PageElement], Tag | None]] = [(iter(soup.children), None)]
+    while stack:
+        children, opened = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if opened is not None and opened.name in _BLOCK_TAGS:
                 newline()
-            if re.fullmatch(r"h[1-6]", child.name):
-                heading = " ".join(child.get_text(" ").split())
-                if heading:
-                    found.append((length, int(child.name[1]), heading))
-                    emit(heading + "\n")
-                continue
-            walk(child)
-            if child.name in _BLOCK_TAGS:
-                newline()
+            continue
+        if isinstance(child, NavigableString):
+            if type(child) is NavigableString:
+                piece = re.sub(r"\s+", " ", str(child))
+                if piece.strip() or (parts and not parts[-1].endswith((" ", "\n"))):
+                    emit(piece.lstrip() if not parts or parts[-1].endswith("\n") else piece)
+            continue
+        if not isinstance(child, Tag) or child.name in _SKIP_TAGS:
+            continue
+        if child.name in _BLOCK_TAGS:
+            newline()
+        if re.fullmatch(r"h[1-6]", child.name):
+            heading = " ".join(child.get_text(" ").split())
+            if heading:
+                found.append((length, int(child.name[1]), heading))
+                emit(heading + "\n")
+            continue
+        if len(stack) > MAX_HTML_DEPTH:
+            raise ParseError(
+                f"HTML nests deeper than {MAX_HTML_DEPTH} elements (malformed markup?)", path=name
+            )
+        stack.append((iter(child.children), child))
 
-    walk(soup)
     body = "".join(parts)
     title_tag = soup.find("title")
     title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
@@ -254,8 +304,15 @@ def _parse_pdf(raw: bytes, name: str) -> tuple[str, str, Headings]:
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(raw), strict=False)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise ParseError("PDF is encrypted", path=name)
+        if reader.is_encrypted:
+            try:
+                opened = reader.decrypt("")
+            except Exception as exc:  # e.g. AES without a crypto library
+                raise ParseError(
+                    f"PDF is encrypted and cannot be opened: {type(exc).__name__}: {exc}", path=name
+                ) from exc
+            if not opened:
+                raise ParseError("PDF is encrypted (it needs a password)", path=name)
         pages = [page.extract_text() or "" for page in reader.pages]
         info = reader.metadata
         title = str(info.get("/Title") or "") if info is not None else ""

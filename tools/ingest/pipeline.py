@@ -4,6 +4,12 @@ For each file: load, compare its content hash with the one the store recorded fo
 (unchanged: skipped, nothing embedded), split by heading, and swap the source's chunks atomically
 (`store.replace_source`). A bad file becomes one `FileFailure` line in the report (its IngestError
 code and reason) and ingestion goes on; no exception escapes `ingest_paths`.
+
+Source identity: a file's id is its path relative to a root (default: the current directory),
+POSIX style, with every folder on the way resolved (symlinks, `.`, `..`) and the file name kept:
+`./docs`, `docs/` and `/abs/docs` give the same ids (`docs/cli.md`), and two `index.md` in two
+folders stay two sources. A file outside the root is named by its absolute path. Every chunk
+records the absolute path in `metadata["path"]`, which is what `prune` checks before deleting.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from ragloom.tools.stores.base import ChunkStore
 
 log = structlog.get_logger(__name__)
 
+EXIT_OK = 0
+EXIT_NOTHING_INGESTED = 1
+EXIT_SOME_FAILED = 2
+
 
 @dataclass(frozen=True)
 class FileFailure:
@@ -37,7 +47,12 @@ class FileFailure:
 
 @dataclass
 class IngestReport:
-    """What one ingestion run did."""
+    """What one ingestion run did.
+
+    `old_style` counts stored sources whose ids predate stable source ids (no recorded path);
+    `migrated` counts unchanged sources re-written to record their path; `notes` are lines
+    for the user (old-style ids, what `prune` kept and why).
+    """
 
     files_seen: int = 0
     ingested: int = 0
@@ -48,14 +63,29 @@ class IngestReport:
     failed: list[FileFailure] = field(default_factory=list)
     seconds: float = 0.0
     seconds_embedding: float = 0.0
+    root: str = ""
+    old_style: int = 0
+    migrated: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def chunks_per_second(self) -> float:
         return self.chunks_written / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def exit_code(self) -> int:
+        """0: no file failed; 2: some failed, others ingested or unchanged; 1: files failed and
+        none was ingested or unchanged (or the store failed)."""
+        if not self.failed:
+            return EXIT_OK
+        if self.ingested or self.skipped_unchanged:
+            return EXIT_SOME_FAILED
+        return EXIT_NOTHING_INGESTED
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["chunks_per_second"] = round(self.chunks_per_second, 2)
+        data["exit_code"] = self.exit_code
         return data
 
 
@@ -90,10 +120,17 @@ class _TimedEmbedder:
         return getattr(self.inner, name)
 
 
+def source_id(path: str | Path, root: str | Path | None = None) -> str:
+    """The stable id of the file at `path`: relative to `root` (default: the current directory)
+    with its folders resolved and its name kept, POSIX style; the absolute path when outside."""
+    return _relative(_location(Path(path)), _resolve_root(root))
+
+
 def ingest_paths(
     paths: Sequence[str | Path],
     store: ChunkStore,
     *,
+    root: str | Path | None = None,
     tenant: str | None = None,
     chunk_tokens: int = 256,
     overlap: int = 32,
@@ -103,14 +140,15 @@ def ingest_paths(
 ) -> IngestReport:
     """Ingest files and folders (recursively) into `store`; returns the report.
 
-    A folder's files are named relative to it, POSIX style (`library/os.rst`); a file given
-    directly keeps the path as given. With `prune`, sources in the store (this tenant) that this
-    run did not see are deleted, so the store mirrors `paths` (files that failed to load count
-    as seen and keep their old chunks).
+    Sources are named by `source_id` relative to `root` (default: the current directory). The
+    same file given twice (or by two spellings) is ingested once. With `prune`, a stored source
+    (this tenant) is deleted only when its recorded path lies under one of `paths` and no longer
+    exists; a source whose file is still there is kept whatever id this run gives it.
     """
     started = time.perf_counter()
-    report = IngestReport()
-    inputs = list(_discover(paths, report))
+    base = _resolve_root(root)
+    report = IngestReport(root=base.as_posix())
+    inputs = _unique(_discover(paths, base, report))
     report.files_seen = len(inputs) + len(report.failed)
     timer = _TimedEmbedder(store.embedder) if hasattr(store, "embedder") else None
     if timer is not None:
@@ -118,41 +156,55 @@ def ingest_paths(
     try:
         try:
             known = store.sources(tenant=tenant)
+            old_store = _has_old_style_ids(store, known, tenant)
         except RagloomError as exc:
             report.failed.append(FileFailure("(store)", exc.code, exc.message))
             return report
+        hashes: dict[str, str] = {}
         with _Progress(progress, len(inputs)) as advance:
             for item in inputs:
-                _ingest_one(item, store, known, report, tenant, chunk_tokens, overlap, max_bytes)
+                _ingest_one(
+                    item, store, known, report, hashes, tenant, chunk_tokens, overlap, max_bytes,
+                    stamp=old_store,
+                )
                 advance(item.source)
-        if prune:
-            seen = {item.source for item in inputs} | {f.source for f in report.failed}
-            for source in sorted(set(known) - seen):
-                store.delete(source, tenant=tenant)
-                report.removed += 1
+        _reconcile(paths, base, store, known, hashes, report, tenant, prune=prune)
+        if old_store:
+            report.notes.insert(0, (
+                "this store holds sources ingested before stable source ids (no recorded path)"
+                + (f"; recorded the path of {report.migrated} unchanged sources"
+                   if report.migrated else "")
+            ))
     finally:
         if timer is not None:
             store.embedder = timer.inner  # type: ignore[attr-defined]
             report.seconds_embedding = timer.seconds
             report.chunks_embedded = timer.texts
         report.seconds = time.perf_counter() - started
-    log.info("ingest.done", **{k: v for k, v in report.to_dict().items() if k != "failed"},
-             failed=len(report.failed))
+    log.info("ingest.done", **{
+        k: v for k, v in report.to_dict().items() if k not in ("failed", "notes")
+    }, failed=len(report.failed))
     return report
 
 
 def _ingest_one(
     item: _Input, store: ChunkStore, known: dict[str, str], report: IngestReport,
-    tenant: str | None, chunk_tokens: int, overlap: int, max_bytes: int,
+    hashes: dict[str, str], tenant: str | None, chunk_tokens: int, overlap: int, max_bytes: int,
+    *, stamp: bool,
 ) -> None:
     try:
         doc = load_document(item.path, source=item.source, max_bytes=max_bytes)
+        hashes[item.source] = doc.content_hash
         if known.get(item.source) == doc.content_hash:
             report.skipped_unchanged += 1
+            if stamp:
+                _stamp_path(store, item, doc.content_hash, report, tenant)
             return
         chunks = split_document(doc, chunk_tokens=chunk_tokens, overlap=overlap)
         if not chunks:
             raise EmptyFileError("no chunks after splitting", path=item.source)
+        for chunk in chunks:
+            chunk.metadata["path"] = item.path.as_posix()
         report.chunks_written += store.replace_source(
             doc.source, doc.content_hash, chunks, tenant=tenant
         )
@@ -163,41 +215,89 @@ def _ingest_one(
         _fail(report, item.source, IngestError.code, f"{type(exc).__name__}: {exc}")
 
 
+def _stamp_path(
+    store: ChunkStore, item: _Input, digest: str, report: IngestReport, tenant: str | None
+) -> None:
+    """Record the path on an unchanged source written before stable ids (same chunk ids and
+    text, so the embedded store reuses its vectors)."""
+    chunks = store.get_source(item.source, tenant=tenant)
+    if not chunks or all(c.metadata.get("path") for c in chunks):
+        return
+    for chunk in chunks:
+        chunk.metadata["path"] = item.path.as_posix()
+    store.replace_source(item.source, digest, chunks, tenant=tenant)
+    report.migrated += 1
+
+
 def _fail(report: IngestReport, source: str, code: str, reason: str) -> None:
     report.failed.append(FileFailure(source, code, reason))
     log.warning("ingest.file_failed", source=source, code=code, reason=reason)
 
 
-def _discover(paths: Sequence[str | Path], report: IngestReport) -> Iterator[_Input]:
+# --- source identity --------------------------------------------------------------------------
+
+
+def _resolve_root(root: str | Path | None) -> Path:
+    return Path(os.path.realpath(Path.cwd() if root is None else Path(root)))
+
+
+def _location(path: Path) -> Path:
+    """Absolute path with every folder resolved and the final name kept (a symlinked file keeps
+    its own name); a path ending in `..` is a folder and is resolved whole."""
+    absolute = path.absolute()
+    if absolute.name in ("", ".."):
+        return Path(os.path.realpath(absolute))
+    return Path(os.path.realpath(absolute.parent)) / absolute.name
+
+
+def _relative(location: Path, root: Path) -> str:
+    try:
+        return location.relative_to(root).as_posix()
+    except ValueError:
+        return location.as_posix()
+
+
+def _unique(inputs: Iterator[_Input]) -> list[_Input]:
+    """Each id once: the same file reached twice (two spellings, a folder and a file in it)."""
+    seen: dict[str, _Input] = {}
+    for item in inputs:
+        seen.setdefault(item.source, item)
+    return list(seen.values())
+
+
+def _discover(paths: Sequence[str | Path], root: Path, report: IngestReport) -> Iterator[_Input]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            yield from _walk(path, report)
+            yield from _walk(Path(os.path.realpath(path)), root, report)
         elif path.exists() or path.is_symlink():
-            yield _Input(path, path.as_posix())
+            location = _location(path)
+            yield _Input(location, _relative(location, root))
         else:
-            report.failed.append(FileFailure(path.as_posix(), IngestError.code, "no such file"))
+            report.failed.append(FileFailure(
+                _relative(_location(path), root), IngestError.code, "no such file"
+            ))
 
 
-def _walk(root: Path, report: IngestReport) -> Iterator[_Input]:
-    """Files under `root` in sorted order; hidden entries ignored; symlink loops reported."""
+def _walk(top: Path, root: Path, report: IngestReport) -> Iterator[_Input]:
+    """Files under `top` in sorted order; hidden entries ignored; symlink loops reported."""
     seen: set[str] = set()
-    stack = [root]
+    stack = [top]
     while stack:
         folder = stack.pop()
         real = os.path.realpath(folder)
-        rel = folder.relative_to(root).as_posix()
         if real in seen:
             report.failed.append(FileFailure(
-                rel + "/", IngestError.code, "directory symlink loop (already visited)"
+                _relative(_location(folder), root) + "/", IngestError.code,
+                "directory symlink loop (already visited)",
             ))
             continue
         seen.add(real)
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            entries = sorted(os.scandir(real), key=lambda e: e.name)
         except OSError as exc:
             report.failed.append(FileFailure(
-                (rel + "/") if rel != "." else root.as_posix(), IngestError.code,
+                _relative(Path(real), root) + "/", IngestError.code,
                 f"cannot list directory: {exc.strerror or exc}",
             ))
             continue
@@ -205,22 +305,119 @@ def _walk(root: Path, report: IngestReport) -> Iterator[_Input]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            path = Path(entry.path)
-            source = path.relative_to(root).as_posix()
+            path = Path(real) / entry.name
             try:
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
-                subfolders.append(path)
+                subfolders.append(folder / entry.name)
             elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 report.failed.append(FileFailure(
-                    source, UnsupportedFileError.code,
+                    _relative(path, root), UnsupportedFileError.code,
                     f"unsupported file type {path.suffix or '(none)'!r}",
                 ))
             else:
-                yield _Input(path, source)
+                yield _Input(path, _relative(path, root))
         stack.extend(reversed(subfolders))
+
+
+# --- old-style ids and prune ------------------------------------------------------------------
+
+_SAMPLE = 5
+
+
+def _has_old_style_ids(store: ChunkStore, known: dict[str, str], tenant: str | None) -> bool:
+    """Whether the store holds sources written before stable ids (chunks without a path)."""
+    for source in sorted(known)[:_SAMPLE]:
+        chunks = store.get_source(source, tenant=tenant)
+        if chunks and not chunks[0].metadata.get("path"):
+            return True
+    return False
+
+
+def _reconcile(
+    paths: Sequence[str | Path], root: Path, store: ChunkStore, known: dict[str, str],
+    hashes: dict[str, str], report: IngestReport, tenant: str | None, *, prune: bool,
+) -> None:
+    """Find stored sources this run did not touch: old-style duplicates of files stored now,
+    and (with `prune`) sources whose files vanished under `paths`."""
+    touched = set(hashes) | {f.source for f in report.failed}
+    suffixes: dict[str, str] = {}
+    for source in hashes:
+        parts = source.split("/")
+        for i in range(1, len(parts)):
+            suffixes.setdefault("/".join(parts[i:]), source)
+    folders, files = _scope(paths)
+    duplicates: list[tuple[str, str]] = []
+    unplaced = kept = 0
+    try:
+        for source in sorted(set(known) - touched):
+            twin = suffixes.get(source)
+            if not prune and twin is None:
+                continue
+            recorded = source if os.path.isabs(source) else _recorded_path(store, source, tenant)
+            if recorded is None:  # written before stable ids
+                report.old_style += 1
+                if twin is not None and hashes[twin] == known[source]:
+                    duplicates.append((source, twin))
+                    if prune:
+                        store.delete(source, tenant=tenant)
+                        report.removed += 1
+                else:
+                    unplaced += 1
+                continue
+            if not prune or not _in_scope(Path(recorded), folders, files):
+                continue
+            if os.path.lexists(recorded):
+                kept += 1
+            else:
+                store.delete(source, tenant=tenant)
+                report.removed += 1
+    except RagloomError as exc:
+        report.failed.append(FileFailure("(store)", exc.code, exc.message))
+    if duplicates:
+        example = f"e.g. {duplicates[0][0]!r} is now {duplicates[0][1]!r}"
+        report.notes.append(
+            f"removed {len(duplicates)} old-style source ids that duplicated files stored now "
+            f"under stable ids ({example})" if prune else
+            f"{len(duplicates)} stored sources have old-style ids that duplicate files stored "
+            f"now under stable ids ({example}): run again with --prune to remove them"
+        )
+    if unplaced:
+        report.notes.append(
+            f"{unplaced} stored sources have old-style ids (named relative to the folder "
+            "ingested, no recorded path); --prune cannot tell whether their files vanished and "
+            "kept them: re-ingest into a fresh store to migrate"
+        )
+    if kept:
+        report.notes.append(
+            f"--prune kept {kept} stored sources whose files still exist under other ids "
+            f"(ingested with another --root than {root.as_posix()}?)"
+        )
+
+
+def _recorded_path(store: ChunkStore, source: str, tenant: str | None) -> str | None:
+    chunks = store.get_source(source, tenant=tenant)
+    path = chunks[0].metadata.get("path") if chunks else None
+    return str(path) if path else None
+
+
+def _scope(paths: Sequence[str | Path]) -> tuple[list[Path], set[Path]]:
+    """The folders (resolved) and files (located) this run was given: what prune may touch."""
+    folders: list[Path] = []
+    files: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            folders.append(Path(os.path.realpath(path)))
+        else:
+            files.add(_location(path))
+    return folders, files
+
+
+def _in_scope(recorded: Path, folders: list[Path], files: set[Path]) -> bool:
+    return recorded in files or any(recorded.is_relative_to(f) for f in folders)
 
 
 class _Progress:
@@ -245,7 +442,7 @@ class _Progress:
 
         self._progress = Progress(
             TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.description}"), transient=False,
+            TextColumn("{task.description}", markup=False), transient=False,
         )
         self._progress.__enter__()
         self._task = self._progress.add_task("", total=self.total)
