@@ -8,12 +8,18 @@ Bound keys come from contextvars, so they follow a run through threads started w
 `contextvars.copy_context()` and through asyncio tasks. The redaction processor runs last before
 rendering: it blanks values under secret-looking keys (api_key, authorization, password, token,
 secret...), `Bearer ...` and `sk-...` strings, and every value passed to `register_secret` (the
-gateway registers the configured API key), wherever it appears, even inside free text.
-Standard-library loggers (httpx, openai, langchain) are routed through the same pipeline.
+gateway registers the configured API key), wherever it appears, even inside free text. A secret
+shorter than `MIN_SECRET_LENGTH` cannot be blanked safely (it would match inside ordinary words):
+`register_secret` refuses it with a `ConfigError` rather than let it be logged.
+Standard-library loggers (httpx, openai, langchain) are routed through the same pipeline; HTTP
+client loggers (`httpx`/`httpcore` and the `httpx2`/`httpcore2` of newer openai SDKs) only show
+warnings; records emitted while the interpreter shuts down (clients closing in `__del__`) are
+dropped instead of printing `--- Logging error ---` tracebacks.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import re
 import sys
@@ -25,6 +31,8 @@ from typing import Any, Literal, TextIO
 import structlog
 from pydantic import SecretBytes, SecretStr
 
+from ragloom.core.errors import ConfigError
+
 REDACTED = "[REDACTED]"
 Format = Literal["auto", "json", "console"]
 
@@ -34,24 +42,37 @@ _SECRET_KEY = re.compile(
     r"set[_\-]cookie|credentials?)$",
     re.IGNORECASE,
 )
+# Replacements are functions, not templates: a template compiles (imports) on first use, which
+# fails while the interpreter shuts down.
 _SECRET_TEXT = [
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{4,}"), r"\1 " + REDACTED),
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"), REDACTED),
-    (re.compile(r"(://[^:/@\s]+:)[^@\s]+@"), r"\1" + REDACTED + "@"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{4,}"),
+     lambda m: f"{m.group(1)} {REDACTED}"),
+    (re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"), lambda m: REDACTED),
+    (re.compile(r"(://[^:/@\s]+:)[^@\s]+@"), lambda m: f"{m.group(1)}{REDACTED}@"),
 ]
-_MIN_SECRET_LEN = 6
+MIN_SECRET_LENGTH = 6
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "urllib3", "LiteLLM")
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 _HANDLER_NAME = "ragloom-structlog"
 
 
-def register_secret(value: str | SecretStr | None) -> None:
-    """Redact `value` wherever it appears in log output from now on (short values ignored)."""
+def register_secret(value: str | SecretStr | None, setting: str | None = None) -> None:
+    """Redact `value` wherever it appears in log output from now on. A value shorter than
+    `MIN_SECRET_LENGTH` raises `ConfigError` (naming `setting`): it cannot be redacted safely."""
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
-    if value and len(value) >= _MIN_SECRET_LEN:
-        with _secrets_lock:
-            _secrets.add(value)
+    if not value:
+        return
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"a configured secret is {len(value)} characters long, too short to keep out of "
+            f"logs (at least {MIN_SECRET_LENGTH} are needed)",
+            setting=setting,
+            fix="use the real key; a local server that needs no key works with llm.api_key unset",
+        )
+    with _secrets_lock:
+        _secrets.add(value)
 
 
 def redact_text(text: str) -> str:
@@ -160,12 +181,31 @@ def configure_logging(
     _route_stdlib(numeric, out, renderer)
 
 
+_exiting = threading.Event()
+atexit.register(_exiting.set)
+
+
+class _StdlibHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stdlib handler: silent once the interpreter is exiting. HTTP clients closed by
+    `__del__` at shutdown still log, when imports and streams may already be gone."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _exiting.is_set() or sys.is_finalizing():
+            return
+        super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if _exiting.is_set() or sys.is_finalizing():
+            return
+        super().handleError(record)
+
+
 def _route_stdlib(level: int, out: Any, renderer: Any) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER_NAME:
             root.removeHandler(handler)
-    handler = logging.StreamHandler(out)
+    handler = _StdlibHandler(out)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_shared_processors(), structlog.stdlib.add_logger_name],
@@ -174,7 +214,7 @@ def _route_stdlib(level: int, out: Any, renderer: Any) -> None:
     ))
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "openai", "urllib3", "LiteLLM"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -146,6 +146,9 @@ class Settings(BaseSettings):
             self.llm.api_key = SecretStr(os.environ["OPENAI_API_KEY"])
         if self.llm.base_url is None and os.environ.get("OPENAI_BASE_URL"):
             self.llm.base_url = os.environ["OPENAI_BASE_URL"]
+        from ragloom.core.settings_check import check_secrets
+
+        check_secrets(self)  # a secret too short to redact is refused, not logged
         return self
 
     @property
@@ -159,8 +162,19 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment, `.env` and `ragloom.toml`, with explicit overrides."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Build settings from the environment, `.env` and `ragloom.toml`, with explicit overrides.
+    Unknown `RAGLOOM_*` / toml names are warned about (one line each, with the closest valid
+    name); an invalid value raises one `ConfigError` naming the setting."""
+    from pydantic import ValidationError
+
+    from ragloom.core.settings_check import config_error, warn_unknown_keys
+
+    warn_unknown_keys(Settings)
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise config_error(exc) from None
+
 
 class ApiKeySettings(BaseModel):
     """One bearer API key of `ragloom serve` and the tenant whose documents and threads it sees."""

@@ -179,3 +179,61 @@ def test_gateway_logs_json_lines_and_never_the_api_key(tmp_path: Path) -> None:
     retry = next(line for line in lines if line["event"] == "retry")
     assert retry["attempt"] == 1 and retry["error"] == "rate_limited"
     assert any(line["event"] == "llm.error" and line["error"] == "auth" for line in lines)
+
+
+def test_a_secret_too_short_to_redact_is_refused() -> None:
+    import pytest
+
+    from ragloom.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="too short") as info:
+        register_secret("abcde", setting="llm.api_key")
+    assert info.value.setting == "llm.api_key" and "abcde" not in str(info.value)
+    register_secret("")  # nothing configured: nothing to refuse
+    register_secret(None)
+
+
+def test_http_client_loggers_only_warn(tmp_path: Path) -> None:
+    out = io.StringIO()
+    configure_logging("DEBUG", fmt="json", stream=out)
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai"):
+        logging.getLogger(name).info("HTTP Request: POST http://127.0.0.1/v1 200")
+        logging.getLogger(f"{name}._client").debug("send_request_headers.started")
+    logging.getLogger("httpx2").warning("kept")
+    with OpenAICompatibleServer() as server:
+        settings = make_test_settings(tmp_path, base_url=server.base_url)
+        LLMGateway(settings.llm).chat_model().invoke("hello")
+    events = [line["event"] for line in _lines(out)]
+    assert "kept" in events and "llm.call" in events
+    assert not [e for e in events if "HTTP Request" in e or "started" in e]
+
+
+EXIT_SCRIPT = """
+import logging, sys, tempfile
+from ragloom.core.llm import LLMGateway
+from ragloom.core.logging import configure_logging
+from ragloom.core.testing import OpenAICompatibleServer, make_test_settings
+
+class ClosesLate:
+    def __del__(self):  # runs while the interpreter shuts down, as HTTP clients' do
+        logging.getLogger("some.client").warning("closing with Bearer abcdefgh1234")
+
+configure_logging("DEBUG", fmt="json")
+server = OpenAICompatibleServer().start()
+settings = make_test_settings(tempfile.mkdtemp(), base_url=server.base_url)
+print(LLMGateway(settings.llm).chat_model().invoke("hi").content)
+sys.modules["__main__"].late = ClosesLate()
+"""
+
+
+def test_no_logging_error_tracebacks_at_exit(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "exit_check.py"
+    script.write_text(EXIT_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "echo: hi"
+    assert "Logging error" not in done.stderr and "Traceback" not in done.stderr
+    assert '"event": "llm.call"' in done.stderr

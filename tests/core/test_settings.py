@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ragloom.core.errors import ConfigError
 from ragloom.core.settings import Settings, load_settings
 from ragloom.core.testing import TEST_API_KEY, make_test_settings
 
@@ -87,10 +88,87 @@ def test_api_key_is_secret_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "sk-do-not-print-me" not in settings.model_dump_json()
 
 
-def test_invalid_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_value_is_one_config_error_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("RAGLOOM_LLM__TIMEOUT", "-1")
-    with pytest.raises(ValueError, match="timeout"):
+    with pytest.raises(ConfigError) as info:
         load_settings()
+    text = str(info.value)
+    assert "\n" not in text
+    assert info.value.setting == "llm.timeout"
+    assert "greater than 0" in text and "'-1'" in text and "RAGLOOM_LLM__TIMEOUT" in text
+    monkeypatch.delenv("RAGLOOM_LLM__TIMEOUT")
+    Path("ragloom.toml").write_text('[store]\nkind = "sqlite"\n')
+    with pytest.raises(ConfigError, match=r"store\.kind: Input should be 'embedded' or 'weaviate'"):
+        load_settings()
+
+
+def test_a_rejected_secret_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "not-a-valid-server-key"
+    monkeypatch.setenv("RAGLOOM_SERVER__API_KEYS", f'[{{"key": "{key[:9]}", "tenant": "a"}}]')
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.setting == "server.api_keys.0.key"
+    assert key[:9] not in str(info.value)
+
+
+@pytest.mark.parametrize("source", ["RAGLOOM_LLM__API_KEY", "OPENAI_API_KEY"])
+def test_a_secret_too_short_to_redact_is_refused(
+    monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    monkeypatch.setenv(source, "abcde")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.setting == "llm.api_key"
+    assert "too short" in str(info.value) and "abcde" not in str(info.value)
+    monkeypatch.setenv(source, "abcdef")
+    assert load_settings().llm.api_key is not None
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "ragloom.settings"]
+
+
+def test_unknown_names_are_warned_with_the_closest_valid_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RAGLOOM_LLM__MODLE", "x")
+    monkeypatch.setenv("RAGLOOM_LOG_LEVL", "DEBUG")
+    monkeypatch.setenv("RAGLOOM_LMM__MODEL", "x")
+    monkeypatch.setenv("RAGLOOM_CONFIG", "ragloom.toml")  # not a setting, but known
+    monkeypatch.setenv("RAGLOOM_LLM__MODEL", "fine")
+    Path(".env").write_text("RAGLOOM_EMBEDER__KIND=hashing\n")
+    Path("ragloom.toml").write_text(
+        '[llm]\nmodle = "x"\ntimeout = 3\n[retrival]\nk = 3\n'
+        '[prompts.pinned]\nanswerer = "any module name is fine here"\n'
+    )
+    with caplog.at_level("WARNING", logger="ragloom.settings"):
+        settings = load_settings()
+    assert settings.llm.timeout == 3 and settings.llm.model == "fine"
+    assert sorted(_warnings(caplog)) == sorted([
+        "unknown setting RAGLOOM_LLM__MODLE (in environment) is ignored; "
+        "did you mean RAGLOOM_LLM__MODEL?",
+        "unknown setting RAGLOOM_LOG_LEVL (in environment) is ignored; "
+        "did you mean RAGLOOM_LOG_LEVEL?",
+        "unknown setting RAGLOOM_LMM__MODEL (in environment) is ignored; "
+        "did you mean RAGLOOM_LLM__MODEL?",
+        "unknown setting RAGLOOM_EMBEDER__KIND (in .env) is ignored; "
+        "did you mean RAGLOOM_EMBEDDER__KIND?",
+        "unknown setting llm.modle (in ragloom.toml) is ignored; did you mean llm.model?",
+        "unknown setting retrival (in ragloom.toml) is ignored; did you mean retrieval?",
+    ])
+
+
+def test_known_names_give_no_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RAGLOOM_STORE__WEAVIATE_SKIP_INIT_CHECKS", "true")
+    monkeypatch.setenv("RAGLOOM_PROMPTS__PINNED", '{"answerer": "abc"}')
+    Path("ragloom.toml").write_text('engine = "extractive"\n[budget]\nmax_steps = 3\n')
+    with caplog.at_level("WARNING", logger="ragloom.settings"):
+        load_settings()
+    assert _warnings(caplog) == []
 
 
 def test_make_test_settings_points_everything_at_tmp(tmp_path: Path) -> None:
