@@ -1,64 +1,56 @@
 """`GatewayChatOpenAI`: ChatOpenAI whose every call goes through the LLM gateway.
 
-Imported lazily by `ragloom.core.llm` (it imports langchain_openai). The SDK's own retries are off
-(`max_retries=0`); the gateway's retry policy, error mapping, ledger, log line and cache wrap
-`_generate`, `_agenerate`, `_stream` and `_astream`. Streams are retried only before their first
-chunk, so a consumer never sees a token twice.
+Imported lazily by `ragloom.core.llm` (it imports langchain_openai); it imports nothing of the
+gateway's (the gateway is handed in, typed by the `ChatCalls` protocol), so imports go one way.
+The SDK's own retries are off (`max_retries=0`). `_generate`, `_agenerate`, `_stream` and
+`_astream` are the extension points LangChain gives chat-model implementers; each hands one
+request of ChatOpenAI's to the gateway's single implementation of a call (retries, typed errors,
+usage, log line, cache). Streams are retried only before their first chunk, so a consumer never
+sees a token twice. Async requests go to the running loop's client through the public
+`root_async_client` / `async_client` fields, set once by the gateway (never rewritten per call).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, Protocol, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
-if TYPE_CHECKING:
-    from ragloom.core.llm import LLMGateway
 
-ASYNC_POOLS = 8  # connection pools per event loop
+class ChatCalls(Protocol):
+    """What the chat model needs of the gateway (`ragloom.core.llm.LLMGateway`)."""
+
+    def generate(self, chat: Any, attempt_fn: Callable[[float], ChatResult],
+                 messages: Sequence[BaseMessage], stop: Any, kwargs: dict[str, Any],
+                 run_manager: Any) -> ChatResult: ...
+
+    async def agenerate(self, chat: Any, attempt_fn: Callable[[float], Awaitable[ChatResult]],
+                        messages: Sequence[BaseMessage], stop: Any, kwargs: dict[str, Any],
+                        run_manager: Any) -> ChatResult: ...
+
+    def stream(self, chat: Any, attempt_fn: Callable[[float], Iterator[ChatGenerationChunk]],
+               messages: Sequence[BaseMessage], stop: Any, kwargs: dict[str, Any],
+               run_manager: Any) -> Iterator[ChatGenerationChunk]: ...
+
+    def astream(self, chat: Any,
+                attempt_fn: Callable[[float], AsyncIterator[ChatGenerationChunk]],
+                messages: Sequence[BaseMessage], stop: Any, kwargs: dict[str, Any],
+                run_manager: Any) -> AsyncIterator[ChatGenerationChunk]: ...
 
 
 class GatewayChatOpenAI(ChatOpenAI):
-    """ChatOpenAI routed through `LLMGateway` (retries, typed errors, ledger, logs, cache)."""
+    """ChatOpenAI routed through `LLMGateway` (retries, typed errors, usage, logs, cache)."""
 
     gateway: Any = Field(default=None, exclude=True)
-    _loop: Any = PrivateAttr(default=None)
-    _pools: list[Any] = PrivateAttr(default_factory=list)
-    _calls: int = PrivateAttr(default=0)
 
     @property
-    def _gw(self) -> LLMGateway:
-        return self.gateway  # type: ignore[no-any-return]
-
-    def _bind_to_running_loop(self) -> None:
-        """Use async clients of the running event loop, spreading calls over a few pools.
-
-        langchain-openai shares one cached httpx.AsyncClient per base URL; its pooled
-        connections belong to the loop that opened them, so a second `asyncio.run` in the same
-        process would fail (and retry) on every reused connection. And one httpcore pool spends
-        time quadratic in its connections matching requests to connections, which dominates at
-        hundreds of concurrent calls; several smaller pools keep that cost down.
-        """
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            import openai
-
-            base = self.root_async_client
-            self._pools = [
-                base.copy(http_client=openai.DefaultAsyncHttpxClient()) for _ in range(ASYNC_POOLS)
-            ]
-            self._loop = loop
-        self._calls += 1
-        root = self._pools[self._calls % len(self._pools)]
-        # any pool of this loop serves any call, so concurrent calls may interleave these writes
-        self.root_async_client = root
-        self.async_client = root.chat.completions
+    def _gw(self) -> ChatCalls:
+        return cast(ChatCalls, self.gateway)
 
     def _generate(
         self,
@@ -68,10 +60,10 @@ class GatewayChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         def attempt(timeout: float) -> ChatResult:
-            return ChatOpenAI._generate(
-                self, messages, stop, run_manager, timeout=timeout, **kwargs)
+            return ChatOpenAI._generate(self, messages, stop, run_manager, timeout=timeout,
+                                        **kwargs)
 
-        return self._gw._generate(self, attempt, messages, stop, kwargs, run_manager)
+        return self._gw.generate(self, attempt, messages, stop, kwargs, run_manager)
 
     async def _agenerate(
         self,
@@ -80,13 +72,11 @@ class GatewayChatOpenAI(ChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        self._bind_to_running_loop()
+        def attempt(timeout: float) -> Awaitable[ChatResult]:
+            return ChatOpenAI._agenerate(self, messages, stop, run_manager, timeout=timeout,
+                                         **kwargs)
 
-        async def attempt(timeout: float) -> ChatResult:
-            return await ChatOpenAI._agenerate(
-                self, messages, stop, run_manager, timeout=timeout, **kwargs)
-
-        return await self._gw._agenerate(self, attempt, messages, stop, kwargs, run_manager)
+        return await self._gw.agenerate(self, attempt, messages, stop, kwargs, run_manager)
 
     def _stream(
         self,
@@ -96,21 +86,20 @@ class GatewayChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         def attempt(timeout: float) -> Iterator[ChatGenerationChunk]:
-            return ChatOpenAI._stream(self, messages, stop, run_manager, timeout=timeout, **kwargs)
+            return ChatOpenAI._stream(self, messages, stop, run_manager, timeout=timeout,
+                                      **kwargs)
 
-        yield from self._gw._stream(self, attempt, messages, stop, kwargs, run_manager)
+        return self._gw.stream(self, attempt, messages, stop, kwargs, run_manager)
 
-    async def _astream(
+    def _astream(
         self,
         messages: list[BaseMessage],
         stop: list[str] | None = None,
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        self._bind_to_running_loop()
-
         def attempt(timeout: float) -> AsyncIterator[ChatGenerationChunk]:
-            return ChatOpenAI._astream(self, messages, stop, run_manager, timeout=timeout, **kwargs)
+            return ChatOpenAI._astream(self, messages, stop, run_manager, timeout=timeout,
+                                       **kwargs)
 
-        async for chunk in self._gw._astream(self, attempt, messages, stop, kwargs, run_manager):
-            yield chunk
+        return self._gw.astream(self, attempt, messages, stop, kwargs, run_manager)

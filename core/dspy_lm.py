@@ -1,6 +1,7 @@
 """`GatewayLM`: a `dspy.BaseLM` that sends DSPy's messages through the gateway's chat model.
 
-Imported lazily by `ragloom.core.llm` (it imports dspy). Every DSPy call becomes
+Imported lazily by `ragloom.core.llm` (it imports dspy); it imports nothing of the gateway's
+(any LangChain chat model will do), so imports go one way. Every DSPy call becomes
 `chat.invoke(messages)` / `chat.ainvoke(messages)` on the gateway's `GatewayChatOpenAI`, so
 retries, typed errors, the ledger, the log line and the response cache are the same as for a
 LangGraph node; and because `invoke` reads the current runnable config, a DSPy module running
@@ -11,24 +12,25 @@ LM in DSPy 3.4 — DSPy adds no retries, no cache and no error wrapping around i
 policy is the only one and our typed errors reach the caller unchanged. A custom engine would run
 inside DSPy's managed layer (its own retries and error boundary) and needs a lm15 Request/Response
 translation. The forward interface is deprecated for DSPy 3.5; pyproject pins dspy below 4 and the
-acceptance tests exercise this path, so a 3.5 upgrade fails loudly in CI.
+acceptance tests exercise this path, so a 3.5 upgrade fails loudly in CI. DSPy warns about
+that choice through Python's warnings filters; this module leaves those filters alone (a library
+must not change process-wide settings at import).
+
+`CachingChatAdapter` is DSPy's ChatAdapter with its system message (field descriptions,
+structure, task) built once per signature instead of on every call.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
-import warnings
+import weakref
 from typing import Any
 
 import dspy
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 
-from ragloom.core.llm import cache_salt
-
-# The forward() choice is deliberate (see the module docstring): don't warn on every call.
-warnings.filterwarnings(
-    "ignore", message="Implementing custom LMs through BaseLM.forward", category=DeprecationWarning
-)
+from ragloom.core.response_cache import cache_salt
 
 # OpenAI chat parameters passed on to the chat model; everything else DSPy sends is dropped.
 _PASSED = {
@@ -89,6 +91,32 @@ class GatewayLM(dspy.BaseLM):
     def _rollout(self, kwargs: dict[str, Any]) -> Any:
         """DSPy's rollout_id asks for a fresh answer: it salts the gateway's cache key."""
         return {**self.kwargs, **kwargs}.get("rollout_id")
+
+
+class CachingChatAdapter(dspy.ChatAdapter):
+    """`dspy.ChatAdapter` that builds each signature's system message once.
+
+    DSPy formats the same system message (field descriptions, structure, task description)
+    on every call; it depends only on the signature class, which DSPy never mutates in place
+    (`with_instructions`, `delete`, ... make new classes). Entries live as long as their
+    signature class (weak keys); the instructions are checked on each hit all the same.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._system: weakref.WeakKeyDictionary[Any, tuple[str, tuple[str, ...], str]] = (
+            weakref.WeakKeyDictionary())
+        self._lock = threading.Lock()
+
+    def format_system_message(self, signature: type[dspy.Signature]) -> str:
+        fields = tuple(signature.fields)
+        hit = self._system.get(signature)
+        if hit is not None and hit[0] == signature.instructions and hit[1] == fields:
+            return hit[2]
+        message = super().format_system_message(signature)
+        with self._lock:
+            self._system[signature] = (signature.instructions, fields, message)
+        return message
 
 
 def _tool_calls(message: AIMessage) -> list[dict[str, Any]] | None:

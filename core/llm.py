@@ -7,31 +7,28 @@ door it comes in by, shares:
 
 - the retry policy of `ragloom.core.retry` (the SDK's own retries are off),
 - error mapping to `ragloom.core.errors` (client exceptions never escape raw),
-- the `Ledger` (attempts, tokens, cost, latency, node) and one structlog line per call,
-- the optional response cache (`settings.cache`), whose hits are ledgered with 0 attempts.
+- the usage tracker (`ragloom.core.usage`: attempts, tokens, cost, latency per run and node)
+  and one structlog line per call,
+- the optional response cache (`settings.cache`), whose hits are recorded with 0 attempts,
+- one async client per event loop (`ragloom.core.openai_clients`), closed with its loop.
 
-Importing this module imports neither langchain_openai, openai nor dspy: they load on first use.
+What a call does is written once, as steps (`ragloom.core.retry`), and driven sync or async.
+Imports go one way: this module imports `chat_model` / `dspy_lm` (lazily) and they import
+neither it nor each other's internals. Importing this module imports neither
+langchain_openai, openai nor dspy: they load on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
-import sqlite3
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ragloom.core.budget import CallRecord, Ledger, active_ledgers
 from ragloom.core.errors import (
     ConfigError,
     MalformedResponseError,
@@ -39,8 +36,31 @@ from ragloom.core.errors import (
     RagloomError,
 )
 from ragloom.core.logging import register_secret
+from ragloom.core.openai_clients import (
+    DEFAULT_TRANSPORT,
+    AsyncClientProxy,
+    LoopClients,
+    Transport,
+    async_http_client,
+)
 from ragloom.core.pricing import cost_usd
-from ragloom.core.retry import API_KEY_FIX, RetryPolicy, code_of, map_openai_error
+from ragloom.core.response_cache import ResponseCache, cache_salt, current_salt
+from ragloom.core.retry import (
+    API_KEY_FIX,
+    Call,
+    Emit,
+    Next,
+    RetryPolicy,
+    Steps,
+    Tally,
+    arun,
+    astream,
+    code_of,
+    iterate,
+    mapped,
+    run,
+)
+from ragloom.core.usage import CallRecord, UsageTracker, active_trackers
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -49,75 +69,15 @@ if TYPE_CHECKING:
 
     from ragloom.core.settings import LLMSettings
 
+__all__ = ["PLACEHOLDER_KEY", "LLMGateway", "ResponseCache", "cache_salt", "dspy_lm_for"]
+
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
-# Distinguishes otherwise identical requests in the cache (DSPy's rollout_id sets it).
-_CACHE_SALT: ContextVar[str | None] = ContextVar("ragloom_cache_salt", default=None)
 PLACEHOLDER_KEY = "not-needed"  # local OpenAI-compatible servers accept any key
-
-
-class ResponseCache:
-    """Chat responses keyed by (model, messages, params): in memory (LRU), or in SQLite.
-
-    Thread-safe; shared by sync and async calls. Values are JSON (LangChain message dicts).
-    """
-
-    def __init__(self, path: Path | str | None = None, *, max_entries: int = 4096) -> None:
-        self.max_entries = max_entries
-        self._memory: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, "
-                             "value TEXT NOT NULL, created REAL NOT NULL)")
-            self._db.commit()
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        """The cached value for `key`, or None."""
-        with self._lock:
-            if self._db is not None:
-                row = self._db.execute("SELECT value FROM responses WHERE key = ?",
-                                       (key,)).fetchone()
-                return json.loads(row[0]) if row else None
-            raw = self._memory.get(key)
-            if raw is None:
-                return None
-            self._memory.move_to_end(key)
-            return json.loads(raw)  # type: ignore[no-any-return]
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        """Store `value` under `key`."""
-        raw = json.dumps(value, default=str)
-        with self._lock:
-            if self._db is not None:
-                self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)",
-                                 (key, raw, time.time()))
-                self._db.commit()
-                return
-            self._memory[key] = raw
-            self._memory.move_to_end(key)
-            while len(self._memory) > self.max_entries:
-                self._memory.popitem(last=False)
-
-    def __len__(self) -> int:
-        with self._lock:
-            if self._db is not None:
-                return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
-            return len(self._memory)
-
-
-@contextmanager
-def cache_salt(salt: object) -> Iterator[None]:
-    """Calls inside the block get cache entries of their own (None: the shared ones)."""
-    token = _CACHE_SALT.set(None if salt is None else str(salt))
-    try:
-        yield
-    finally:
-        _CACHE_SALT.reset(token)
+# overrides of chat_model() that need clients of their own
+_CLIENT_PARAMS = frozenset({"base_url", "api_key", "openai_api_base", "openai_api_key",
+                            "http_client", "http_async_client", "default_headers",
+                            "organization", "openai_proxy"})
 
 
 class _Usage:
@@ -149,10 +109,14 @@ def _check_finished(chunks: list[Any]) -> None:
     )
 
 
-def _node(run_manager: Any) -> str | None:
-    node = structlog.contextvars.get_contextvars().get("node")
+def _where(run_manager: Any) -> tuple[str | None, str | None]:
+    """(graph node, run id) of the current call, from the log context or LangGraph's config."""
+    bound = structlog.contextvars.get_contextvars()
+    node = bound.get("node")
+    run_id = bound.get("run_id")
+    run_id = str(run_id) if run_id else None
     if node:
-        return str(node)
+        return str(node), run_id
     metadata = getattr(run_manager, "metadata", None) or {}
     if not metadata.get("langgraph_node"):
         # Streaming paths get no run manager; LangGraph's node config is in the context.
@@ -160,36 +124,44 @@ def _node(run_manager: Any) -> str | None:
 
         metadata = (var_child_runnable_config.get() or {}).get("metadata") or {}
     found = metadata.get("langgraph_node")
-    return str(found) if found else None
+    return (str(found) if found else None), run_id
+
+
+def _next(iterator: Any) -> Steps[Any]:
+    return (yield Next(iterator))
 
 
 class LLMGateway:
     """One path for every chat, DSPy and embedding call (see module docstring).
 
-    `ledger` collects every call (a fresh one by default); `clock`, `sleep` and `asleep` are
-    injectable for tests; `cache` overrides the cache built from `settings.cache`.
+    `usage` aggregates every call (a fresh tracker by default); `clock`, `sleep` and `asleep`
+    are injectable for tests; `cache` overrides the cache built from `settings.cache`;
+    `transport` picks the async HTTP client (see `ragloom.core.openai_clients`).
     """
 
     def __init__(
         self,
         settings: LLMSettings,
         *,
-        ledger: Ledger | None = None,
+        usage: UsageTracker | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         cache: ResponseCache | None = None,
+        transport: Transport = DEFAULT_TRANSPORT,
     ) -> None:
         self.settings = settings
-        self.ledger = ledger if ledger is not None else Ledger()
+        self.usage = usage if usage is not None else UsageTracker()
         self.clock = clock
         self.policy = RetryPolicy(settings.max_retries, settings.deadline, clock=clock,
                                   sleep=sleep, asleep=asleep, operation="llm")
         if cache is None and settings.cache:
             cache = ResponseCache(settings.cache_path)
         self.cache = cache
+        self.transport = transport
         self._chat: BaseChatModel | None = None
-        self._clients: dict[str, Any] = {}
+        self._sync_client: Any = None
+        self.async_clients = LoopClients(self._new_async_client)
         if settings.api_key is not None:
             register_secret(settings.api_key.get_secret_value())
 
@@ -204,8 +176,29 @@ class LLMGateway:
         raise ConfigError("the openai engine needs an API key or a base URL",
                           setting="llm.api_key", fix=API_KEY_FIX)
 
+    def _new_async_client(self) -> Any:
+        import openai
+
+        return openai.AsyncOpenAI(base_url=self.settings.base_url, api_key=self.api_key(),
+                                  timeout=self.settings.timeout, max_retries=0,
+                                  http_client=async_http_client(self.transport))
+
+    def sync_client(self) -> Any:
+        """The gateway's `openai.OpenAI` client (embeddings; made on first use)."""
+        if self._sync_client is None:
+            import openai
+
+            self._sync_client = openai.OpenAI(base_url=self.settings.base_url,
+                                              api_key=self.api_key(),
+                                              timeout=self.settings.timeout, max_retries=0)
+        return self._sync_client
+
     def chat_model(self, **overrides: Any) -> BaseChatModel:
-        """The gateway's ChatOpenAI (shared when no overrides are given)."""
+        """The gateway's ChatOpenAI (shared when no overrides are given).
+
+        Its async calls go to the running loop's client (`async_clients`), so one chat model
+        serves any number of event loops and threads.
+        """
         if not overrides and self._chat is not None:
             return self._chat
         from ragloom.core.chat_model import GatewayChatOpenAI
@@ -220,6 +213,10 @@ class LLMGateway:
             "max_tokens": self.settings.max_tokens,
             "stream_usage": True,
         }
+        if not _CLIENT_PARAMS.intersection(overrides):
+            root = AsyncClientProxy(self.async_clients)
+            params["root_async_client"] = root
+            params["async_client"] = root.chat.completions
         params.update(overrides)
         chat = GatewayChatOpenAI(gateway=self, **params)
         if not overrides:
@@ -227,11 +224,17 @@ class LLMGateway:
         return chat
 
     def dspy_lm(self, **overrides: Any) -> Any:
-        """A `dspy.BaseLM` over `chat_model(**overrides)`: same retries, ledger, logs, cache."""
+        """A `dspy.BaseLM` over `chat_model(**overrides)`: same retries, usage, logs, cache."""
         from ragloom.core.dspy_lm import GatewayLM
 
         chat = self.chat_model(**overrides)
         return GatewayLM(chat, model=str(overrides.get("model", self.settings.model)))
+
+    def close(self) -> None:
+        """Close the sync client (async clients close with their event loops)."""
+        if self._sync_client is not None:
+            self._sync_client.close()
+            self._sync_client = None
 
     # -- shared plumbing -----------------------------------------------------------------------
 
@@ -242,24 +245,6 @@ class LLMGateway:
             return self.settings.timeout
         return max(0.05, min(self.settings.timeout, remaining))
 
-    @staticmethod
-    def _mapped(fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except RagloomError:
-            raise
-        except Exception as exc:
-            raise map_openai_error(exc) from exc
-
-    @staticmethod
-    async def _amapped(fn: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await fn()
-        except RagloomError:
-            raise
-        except Exception as exc:
-            raise map_openai_error(exc) from exc
-
     def _record(
         self,
         *,
@@ -267,7 +252,7 @@ class LLMGateway:
         usage: _Usage,
         attempts: int,
         started: float,
-        node: str | None,
+        where: tuple[str | None, str | None],
         cached: bool = False,
         error: BaseException | None = None,
         stream: bool = False,
@@ -279,14 +264,18 @@ class LLMGateway:
             cost = cost_usd(usage.model, usage.tokens_in, usage.tokens_out)
         else:
             cost = None
+        node, run_id = where
         record = CallRecord(
             model=usage.model, kind=kind, attempts=attempts, tokens_in=usage.tokens_in,
             tokens_out=usage.tokens_out, cost_usd=cost,
-            latency_ms=round((self.clock() - started) * 1000, 2), node=node, cached=cached,
-            ok=ok, error=code_of(error),
+            latency_ms=round((self.clock() - started) * 1000, 2), node=node, run_id=run_id,
+            cached=cached, ok=ok, error=code_of(error),
         )
-        for ledger in {id(x): x for x in (self.ledger, *active_ledgers())}.values():
-            ledger.record(record)
+        self.usage.record(record)
+        scoped = active_trackers()
+        for index, tracker in enumerate(scoped):
+            if tracker is not self.usage and tracker not in scoped[:index]:
+                tracker.record(record)
         fields = {
             "model": record.model, "kind": kind, "attempt": attempts,
             "latency_ms": record.latency_ms, "tokens_in": record.tokens_in,
@@ -309,7 +298,7 @@ class LLMGateway:
         from langchain_core.messages import message_to_dict
 
         params = {k: v for k, v in kwargs.items() if k not in ("timeout", "stream_usage")}
-        params["cache_salt"] = _CACHE_SALT.get()
+        params["cache_salt"] = current_salt()
         payload = {
             "model": chat.model_name, "temperature": chat.temperature,
             "max_tokens": chat.max_tokens, "stop": stop, "params": params,
@@ -356,67 +345,89 @@ class LLMGateway:
         return usage
 
     def _cached_result(self, chat: Any, key: str | None, run_manager: Any) -> ChatResult | None:
+        if key is None:
+            return None
         started = self.clock()
         result = self._from_cache(key)
         if result is not None:
             self._record(kind="chat", usage=self._result_usage(chat, result), attempts=0,
-                         started=started, node=_node(run_manager), cached=True)
+                         started=started, where=_where(run_manager), cached=True)
         return result
 
-    def _generate(
+    def _chat_steps(
         self,
         chat: Any,
-        attempt_fn: Callable[[float], ChatResult],
+        attempt_fn: Callable[[float], Any],
         messages: Sequence[BaseMessage],
         stop: Any,
         kwargs: dict[str, Any],
         run_manager: Any,
-    ) -> ChatResult:
+    ) -> Steps[ChatResult]:
+        """One chat call: cache, retries, mapping, usage, log line (sync and async alike)."""
         key = self._cache_key(chat, messages, stop, kwargs)
         if (hit := self._cached_result(chat, key, run_manager)) is not None:
             return hit
-        started, attempts, node = self.clock(), 0, _node(run_manager)
+        started, where, tally = self.clock(), _where(run_manager), Tally()
+
+        def attempt() -> Steps[ChatResult]:
+            return (yield Call(lambda: attempt_fn(self.attempt_timeout(started))))
+
         try:
-            for attempt in self.policy.retrying():
-                with attempt:
-                    attempts += 1
-                    result = self._mapped(lambda: attempt_fn(self.attempt_timeout(started)))
+            result = yield from self.policy.steps(attempt, tally)
         except RagloomError as exc:
-            self._record(kind="chat", usage=_Usage(str(chat.model_name)), attempts=attempts,
-                         started=started, node=node, error=exc)
+            self._record(kind="chat", usage=_Usage(str(chat.model_name)),
+                         attempts=tally.attempts, started=started, where=where, error=exc)
             raise
-        self._record(kind="chat", usage=self._result_usage(chat, result), attempts=attempts,
-                     started=started, node=node)
+        self._record(kind="chat", usage=self._result_usage(chat, result),
+                     attempts=tally.attempts, started=started, where=where)
         self._to_cache(key, result)
         return result
 
-    async def _agenerate(
+    def _stream_steps(
         self,
         chat: Any,
-        attempt_fn: Callable[[float], Awaitable[ChatResult]],
+        attempt_fn: Callable[[float], Any],
         messages: Sequence[BaseMessage],
         stop: Any,
         kwargs: dict[str, Any],
         run_manager: Any,
-    ) -> ChatResult:
+    ) -> Steps[None]:
+        """One streamed chat call; retried only before its first chunk (no token twice)."""
         key = self._cache_key(chat, messages, stop, kwargs)
-        if (hit := self._cached_result(chat, key, run_manager)) is not None:
-            return hit
-        started, attempts, node = self.clock(), 0, _node(run_manager)
+        if (hit := self._cached_chunk(chat, key, run_manager)) is not None:
+            if run_manager is not None:
+                yield Call(lambda: run_manager.on_llm_new_token(hit.text, chunk=hit))
+            yield Emit(hit)
+            return
+        started, where, tally = self.clock(), _where(run_manager), Tally()
+        usage = _Usage(str(chat.model_name))
+
+        def attempt() -> Steps[tuple[Any, Any]]:
+            iterator = attempt_fn(self.attempt_timeout(started))
+            return iterator, (yield Next(iterator))
+
         try:
-            async for attempt in self.policy.async_retrying():
-                with attempt:
-                    attempts += 1
-                    result = await self._amapped(
-                        lambda: attempt_fn(self.attempt_timeout(started)))
+            iterator, first = yield from self.policy.steps(attempt, tally)
         except RagloomError as exc:
-            self._record(kind="chat", usage=_Usage(str(chat.model_name)), attempts=attempts,
-                         started=started, node=node, error=exc)
+            self._record(kind="chat", usage=usage, attempts=tally.attempts, started=started,
+                         where=where, error=exc, stream=True)
             raise
-        self._record(kind="chat", usage=self._result_usage(chat, result), attempts=attempts,
-                     started=started, node=node)
-        self._to_cache(key, result)
-        return result
+        chunks: list[ChatGenerationChunk] = []
+        error: BaseException | None = None
+        try:
+            while first is not None:
+                usage.read_message(first.message)
+                chunks.append(first)
+                yield Emit(first)
+                first = yield from mapped(_next(iterator))
+            _check_finished(chunks)
+        except RagloomError as exc:
+            error = exc
+            raise
+        finally:
+            self._record(kind="chat", usage=usage, attempts=tally.attempts, started=started,
+                         where=where, error=error, stream=True)
+        self._store_stream(key, chunks)
 
     def _cached_chunk(self, chat: Any, key: str | None, run_manager: Any) -> Any:
         result = self._cached_result(chat, key, run_manager)
@@ -435,8 +446,6 @@ class LLMGateway:
             usage_metadata=getattr(message, "usage_metadata", None),
             response_metadata=message.response_metadata,
         ))
-        if run_manager is not None:
-            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         return chunk
 
     def _store_stream(self, key: str | None, chunks: list[ChatGenerationChunk]) -> None:
@@ -451,165 +460,87 @@ class LLMGateway:
         message = message_chunk_to_message(total.message)
         self._to_cache(key, ChatResult(generations=[ChatGeneration(message=message)]))
 
-    def _stream(
-        self,
-        chat: Any,
-        attempt_fn: Callable[[float], Iterator[ChatGenerationChunk]],
-        messages: Sequence[BaseMessage],
-        stop: Any,
-        kwargs: dict[str, Any],
-        run_manager: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        key = self._cache_key(chat, messages, stop, kwargs)
-        if (hit := self._cached_chunk(chat, key, run_manager)) is not None:
-            yield hit
-            return
-        started, attempts, node = self.clock(), 0, _node(run_manager)
-        usage = _Usage(str(chat.model_name))
-        try:
-            for attempt in self.policy.retrying():
-                with attempt:
-                    attempts += 1
-                    iterator = attempt_fn(self.attempt_timeout(started))
-                    first = self._mapped(functools.partial(next, iterator, None))
-        except RagloomError as exc:
-            self._record(kind="chat", usage=usage, attempts=attempts, started=started,
-                         node=node, error=exc, stream=True)
-            raise
-        chunks: list[ChatGenerationChunk] = []
-        error: BaseException | None = None
-        try:
-            # Past the first chunk a retry would repeat tokens: later failures are not retried.
-            while first is not None:
-                usage.read_message(first.message)
-                chunks.append(first)
-                yield first
-                first = self._mapped(functools.partial(next, iterator, None))
-            _check_finished(chunks)
-        except RagloomError as exc:
-            error = exc
-            raise
-        finally:
-            self._record(kind="chat", usage=usage, attempts=attempts, started=started,
-                         node=node, error=error, stream=True)
-        self._store_stream(key, chunks)
+    def generate(self, chat: Any, attempt_fn: Callable[[float], ChatResult],
+                 messages: Sequence[BaseMessage], stop: Any, kwargs: dict[str, Any],
+                 run_manager: Any) -> ChatResult:
+        """`chat._generate` through the gateway (`attempt_fn(timeout)` makes one request)."""
+        steps = self._chat_steps(chat, attempt_fn, messages, stop, kwargs, run_manager)
+        return run(steps, self.policy.sleep)
 
-    async def _astream(
-        self,
-        chat: Any,
-        attempt_fn: Callable[[float], AsyncIterator[ChatGenerationChunk]],
-        messages: Sequence[BaseMessage],
-        stop: Any,
-        kwargs: dict[str, Any],
-        run_manager: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        key = self._cache_key(chat, messages, stop, kwargs)
-        if (hit := self._cached_chunk(chat, key, run_manager)) is not None:
-            yield hit
-            return
-        started, attempts, node = self.clock(), 0, _node(run_manager)
-        usage = _Usage(str(chat.model_name))
-        try:
-            async for attempt in self.policy.async_retrying():
-                with attempt:
-                    attempts += 1
-                    iterator = attempt_fn(self.attempt_timeout(started))
-                    first = await self._amapped(functools.partial(anext, iterator, None))
-        except RagloomError as exc:
-            self._record(kind="chat", usage=usage, attempts=attempts, started=started,
-                         node=node, error=exc, stream=True)
-            raise
-        chunks: list[ChatGenerationChunk] = []
-        error: BaseException | None = None
-        try:
-            while first is not None:
-                usage.read_message(first.message)
-                chunks.append(first)
-                yield first
-                first = await self._amapped(functools.partial(anext, iterator, None))
-            _check_finished(chunks)
-        except RagloomError as exc:
-            error = exc
-            raise
-        finally:
-            self._record(kind="chat", usage=usage, attempts=attempts, started=started,
-                         node=node, error=error, stream=True)
-        self._store_stream(key, chunks)
+    async def agenerate(self, chat: Any, attempt_fn: Callable[[float], Awaitable[ChatResult]],
+                        messages: Sequence[BaseMessage], stop: Any, kwargs: dict[str, Any],
+                        run_manager: Any) -> ChatResult:
+        """`chat._agenerate` through the gateway."""
+        steps = self._chat_steps(chat, attempt_fn, messages, stop, kwargs, run_manager)
+        return await arun(steps, self.policy.asleep)
+
+    def stream(self, chat: Any, attempt_fn: Callable[[float], Iterator[ChatGenerationChunk]],
+               messages: Sequence[BaseMessage], stop: Any, kwargs: dict[str, Any],
+               run_manager: Any) -> Iterator[ChatGenerationChunk]:
+        """`chat._stream` through the gateway."""
+        steps = self._stream_steps(chat, attempt_fn, messages, stop, kwargs, run_manager)
+        return iterate(steps, self.policy.sleep)
+
+    def astream(self, chat: Any,
+                attempt_fn: Callable[[float], AsyncIterator[ChatGenerationChunk]],
+                messages: Sequence[BaseMessage], stop: Any, kwargs: dict[str, Any],
+                run_manager: Any) -> AsyncIterator[ChatGenerationChunk]:
+        """`chat._astream` through the gateway."""
+        steps = self._stream_steps(chat, attempt_fn, messages, stop, kwargs, run_manager)
+        return astream(steps, self.policy.asleep)
 
     # -- embeddings ----------------------------------------------------------------------------
 
-    def _client(self, kind: str) -> Any:
-        if kind not in self._clients:
-            import openai
-
-            cls = openai.AsyncOpenAI if kind == "async" else openai.OpenAI
-            self._clients[kind] = cls(base_url=self.settings.base_url, api_key=self.api_key(),
-                                      timeout=self.settings.timeout, max_retries=0)
-        return self._clients[kind]
-
-    @staticmethod
-    def _embed_params(model: str, texts: Sequence[str], dimensions: int | None) -> dict[str, Any]:
-        params: dict[str, Any] = {"model": model, "input": list(texts)}
+    def _embed_steps(
+        self, create: Callable[..., Any], texts: Sequence[str], model: str | None,
+        dimensions: int | None,
+    ) -> Steps[list[list[float]]]:
+        """One embeddings request (retried, mapped, recorded); `create` is the SDK method."""
+        if not texts:
+            return []
+        name = model or self.settings.model
+        params: dict[str, Any] = {"model": name, "input": list(texts)}
         if dimensions is not None:
             params["dimensions"] = dimensions
-        return params
+        started, where, tally = self.clock(), _where(None), Tally()
 
-    def _embed_result(
-        self, response: Any, texts: Sequence[str], model: str, attempts: int, started: float
-    ) -> list[list[float]]:
-        data = sorted(getattr(response, "data", None) or [], key=lambda d: d.index)
-        if len(data) != len(texts):
-            raise MalformedResponseError(
-                f"embeddings: asked for {len(texts)} vectors, got {len(data)}")
-        usage = _Usage(model)
+        def attempt() -> Steps[Any]:
+            return (yield Call(lambda: create(**params, timeout=self.attempt_timeout(started))))
+
+        usage = _Usage(name)
+        try:
+            response = yield from self.policy.steps(attempt, tally)
+            data = sorted(getattr(response, "data", None) or [], key=lambda d: d.index)
+            if len(data) != len(texts):
+                raise MalformedResponseError(
+                    f"embeddings: asked for {len(texts)} vectors, got {len(data)}")
+        except RagloomError as exc:
+            self._record(kind="embed", usage=usage, attempts=tally.attempts, started=started,
+                         where=where, error=exc)
+            raise
         usage.tokens_in = int(getattr(getattr(response, "usage", None), "prompt_tokens", 0) or 0)
-        self._record(kind="embed", usage=usage, attempts=attempts, started=started,
-                     node=_node(None))
+        self._record(kind="embed", usage=usage, attempts=tally.attempts, started=started,
+                     where=where)
         return [list(map(float, d.embedding)) for d in data]
 
     def embed(
         self, texts: Sequence[str], *, model: str | None = None, dimensions: int | None = None
     ) -> list[list[float]]:
-        """Embed `texts` via the OpenAI-compatible `/embeddings` endpoint (retried, ledgered)."""
+        """Embed `texts` via the OpenAI-compatible `/embeddings` endpoint (retried, recorded)."""
         if not texts:
             return []
-        name = model or self.settings.model
-        params = self._embed_params(name, texts, dimensions)
-        client = self._client("sync")
-        started, attempts = self.clock(), 0
-        try:
-            for attempt in self.policy.retrying():
-                with attempt:
-                    attempts += 1
-                    response = self._mapped(lambda: client.embeddings.create(
-                        **params, timeout=self.attempt_timeout(started)))
-            return self._embed_result(response, texts, name, attempts, started)
-        except RagloomError as exc:
-            self._record(kind="embed", usage=_Usage(name), attempts=attempts, started=started,
-                         node=_node(None), error=exc)
-            raise
+        create = self.sync_client().embeddings.create
+        return run(self._embed_steps(create, texts, model, dimensions), self.policy.sleep)
 
     async def aembed(
         self, texts: Sequence[str], *, model: str | None = None, dimensions: int | None = None
     ) -> list[list[float]]:
-        """Async `embed`."""
+        """Async `embed` (on the running loop's client)."""
         if not texts:
             return []
-        name = model or self.settings.model
-        params = self._embed_params(name, texts, dimensions)
-        client = self._client("async")
-        started, attempts = self.clock(), 0
-        try:
-            async for attempt in self.policy.async_retrying():
-                with attempt:
-                    attempts += 1
-                    response = await self._amapped(lambda: client.embeddings.create(
-                        **params, timeout=self.attempt_timeout(started)))
-            return self._embed_result(response, texts, name, attempts, started)
-        except RagloomError as exc:
-            self._record(kind="embed", usage=_Usage(name), attempts=attempts, started=started,
-                         node=_node(None), error=exc)
-            raise
+        create = self.async_clients.get().embeddings.create
+        return await arun(self._embed_steps(create, texts, model, dimensions),
+                          self.policy.asleep)
 
 
 def dspy_lm_for(llm: Any, settings: LLMSettings) -> Any:

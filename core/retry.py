@@ -8,16 +8,25 @@ would cross the deadline the call stops with `DeadlineExceededError`; when attem
 last (typed) error is raised. Every retry is logged.
 
 `map_openai_error` turns openai SDK / httpx exceptions into `ragloom.core.errors` types.
+
+Sync and async calls share one implementation: a call is written once as a generator of *steps*
+(`Call`, `Next`, `Pause`, `Emit`) and `RetryPolicy.steps` wraps an attempt in retries and error
+mapping inside such a generator. Four small drivers run a step generator: `run` / `stream`
+(sync: call, `next`, `time.sleep`) and `arun` / `astream` (async: await, `anext`, `asyncio.sleep`).
+The drivers are the only sync/async twins; what a call does (cache, retries, mapping, ledger,
+logs) is written once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import inspect
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -169,6 +178,173 @@ class RetryPolicy:
     async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Await `fn` under the policy."""
         return await self.async_retrying()(fn, *args, **kwargs)
+
+    def steps(self, body: Callable[[], Steps[T]], tally: Tally) -> Steps[T]:
+        """Steps that run `body` (itself steps) under the policy: retried, errors mapped.
+
+        `tally.attempts` counts the attempts made. Waits between attempts are `Pause` steps,
+        so the driver sleeps the way its caller can (`time.sleep` or `await asyncio.sleep`).
+        """
+        pending: list[float] = []
+        controller = Retrying(sleep=lambda seconds: pending.append(float(seconds)),
+                              **self._controller_kwargs(self.clock()))
+        for attempt in controller:
+            if pending:
+                yield Pause(pending.pop())
+            with attempt:
+                tally.attempts += 1
+                result = yield from mapped(body())
+        return result
+
+
+# -- one implementation for sync and async: steps and their drivers ------------------------------
+
+
+@dataclass(slots=True)
+class Call:
+    """Call `fn()`; the async drivers await what it returns when that is awaitable."""
+
+    fn: Callable[[], Any]
+
+
+@dataclass(slots=True)
+class Next:
+    """The next item of `iterator` (None at its end): `next` or `anext`."""
+
+    iterator: Any
+
+
+@dataclass(slots=True)
+class Pause:
+    """Wait `seconds` (the policy's backoff)."""
+
+    seconds: float
+
+
+@dataclass(slots=True)
+class Emit:
+    """Hand `value` to the consumer of a stream."""
+
+    value: Any
+
+
+Step = Call | Next | Pause | Emit
+Steps = Generator[Step, Any, T]
+
+
+@dataclass(slots=True)
+class Tally:
+    """Attempts made by `RetryPolicy.steps`."""
+
+    attempts: int = 0
+
+
+def mapped(steps: Steps[T]) -> Steps[T]:
+    """`steps` with client exceptions turned into ragloom errors (`map_openai_error`)."""
+    try:
+        return (yield from steps)
+    except RagloomError:
+        raise
+    except Exception as exc:
+        raise map_openai_error(exc) from exc
+
+
+def stream(steps: Steps[T], sleep: Callable[[float], None] = time.sleep) -> Generator[Any, None, T]:
+    """Drive `steps` synchronously; yields what they `Emit`, returns what they return."""
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                step = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            value = error = None
+            try:
+                if isinstance(step, Call):
+                    value = step.fn()
+                elif isinstance(step, Next):
+                    value = next(step.iterator, None)
+                elif isinstance(step, Pause):
+                    sleep(step.seconds)
+                else:
+                    yield step.value
+            except Exception as exc:
+                error = exc
+    finally:
+        steps.close()
+
+
+def run(steps: Steps[T], sleep: Callable[[float], None] = time.sleep) -> T:
+    """Drive `steps` synchronously to their result (they must not `Emit`)."""
+    driver = stream(steps, sleep)
+    try:
+        next(driver)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    driver.close()
+    raise RuntimeError("run() drove steps that emit: use stream()")
+
+
+async def _astep(step: Step, asleep: Callable[[float], Awaitable[None]]) -> Any:
+    if isinstance(step, Call):
+        value = step.fn()
+        return (await value) if inspect.isawaitable(value) else value
+    if isinstance(step, Next):
+        return await anext(step.iterator, None)
+    assert isinstance(step, Pause)
+    await asleep(step.seconds)
+    return None
+
+
+async def arun(steps: Steps[T], asleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> T:
+    """Drive `steps` on the running event loop to their result (they must not `Emit`)."""
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                step = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            value = error = None
+            if isinstance(step, Emit):
+                raise RuntimeError("arun() drove steps that emit: use astream()")
+            try:
+                value = await _astep(step, asleep)
+            except Exception as exc:
+                error = exc
+    finally:
+        steps.close()
+
+
+async def astream(
+    steps: Steps[Any], asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+) -> AsyncIterator[Any]:
+    """Drive `steps` on the running event loop; yields what they `Emit`."""
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                step = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration:
+                return
+            value = error = None
+            if isinstance(step, Emit):
+                yield step.value
+                continue
+            try:
+                value = await _astep(step, asleep)
+            except Exception as exc:
+                error = exc
+    finally:
+        steps.close()
+
+
+def iterate(steps: Steps[Any], sleep: Callable[[float], None] = time.sleep) -> Iterator[Any]:
+    """`stream` typed as a plain iterator (its return value dropped)."""
+    yield from stream(steps, sleep)
 
 
 def retry_policy(

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import structlog
 
-from ragloom.core.budget import Ledger
 from ragloom.core.llm import LLMGateway
 from ragloom.core.settings import Settings
 from ragloom.core.testing import OpenAICompatibleServer, make_test_settings
+from ragloom.core.usage import UsageTracker
 
 
 class FakeClock:
@@ -62,7 +62,7 @@ async def _no_asleep(seconds: float) -> None:
 @pytest.fixture
 def gateway(settings: Settings) -> LLMGateway:
     """A gateway on the live server whose backoff waits are skipped (the clock is real)."""
-    return LLMGateway(settings.llm, ledger=Ledger(), sleep=lambda seconds: None,
+    return LLMGateway(settings.llm, usage=UsageTracker(), sleep=lambda seconds: None,
                       asleep=_no_asleep)
 
 

@@ -30,7 +30,7 @@ def test_predict_plain_call(gateway: LLMGateway, server: Server) -> None:
     assert body["messages"][0]["role"] == "system"
     assert "Capital of France?" in body["messages"][-1]["content"]
     assert body["model"] == "gpt-4o-mini" and body["temperature"] == 0.0
-    [record] = gateway.ledger.records
+    [record] = gateway.usage.recent
     assert record.attempts == 1 and record.tokens_in > 0 and record.tokens_out > 0
 
 
@@ -39,7 +39,7 @@ async def test_predict_async_call(gateway: LLMGateway, server: Server) -> None:
     with dspy.context(lm=gateway.dspy_lm()):
         prediction = await dspy.Predict("question -> answer").acall(question="Capital of Italy?")
     assert prediction.answer == "Rome"
-    assert len(gateway.ledger.records) == 1
+    assert len(gateway.usage.recent) == 1
 
 
 class _State(TypedDict):
@@ -77,7 +77,7 @@ def test_predict_streams_tokens_in_a_langgraph_node(gateway: LLMGateway, server:
     assert "to " in tokens and "".join(tokens).startswith("[[ ## answer ## ]]")
     assert final["answer"] == "Streamed to the graph"
     assert chat_bodies(server)[0]["stream"] is True
-    assert gateway.ledger.records[0].node == "generate"
+    assert gateway.usage.recent[0].node == "generate"
 
 
 def test_lm_streams_through_its_chat_model(gateway: LLMGateway, server: Server) -> None:
@@ -129,7 +129,7 @@ def test_dspy_calls_share_retries_and_the_ledger(gateway: LLMGateway, server: Se
         prediction = dspy.Predict("question -> answer")(question="q")
     assert prediction.answer == "after retries"
     assert len(server.chat_requests()) == 4
-    assert gateway.ledger.records[0].attempts == 4
+    assert gateway.usage.recent[0].attempts == 4
 
 
 def test_dspy_errors_arrive_typed_and_unretried(gateway: LLMGateway, server: Server) -> None:
@@ -158,7 +158,7 @@ def test_dspy_cache_is_off_and_gateway_cache_applies(
         dspy.Predict("question -> answer")(question="again")
         dspy.Predict("question -> answer")(question="again")
     assert len(server.chat_requests()) == 3
-    assert [r.cached for r in cached.ledger.records] == [False, True]
+    assert [r.cached for r in cached.usage.recent] == [False, True]
 
 
 def test_saved_state_has_no_key_or_client(gateway: LLMGateway) -> None:
@@ -205,4 +205,4 @@ async def test_acall_streams_tokens_in_an_async_langgraph_node(
         if isinstance(message, AIMessageChunk) and message.content
     ]
     assert "streamed " in tokens and len(tokens) > 3
-    assert gateway.ledger.records[0].node == "generate"
+    assert gateway.usage.recent[0].node == "generate"

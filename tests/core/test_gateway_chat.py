@@ -10,7 +10,6 @@ import pytest
 from langchain_core.messages import AIMessageChunk
 from langchain_core.tools import tool
 
-from ragloom.core.budget import Ledger
 from ragloom.core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -25,6 +24,7 @@ from ragloom.core.llm import LLMGateway, ResponseCache
 from ragloom.core.logging import bind_run
 from ragloom.core.settings import LLMSettings, Settings
 from ragloom.core.testing import Fault, OpenAICompatibleServer, Reply, ToolCall, make_test_settings
+from ragloom.core.usage import UsageTracker
 from tests.core.conftest import FakeClock, chat_bodies
 
 Server = OpenAICompatibleServer
@@ -37,7 +37,7 @@ def get_weather(city: str) -> str:
 
 
 def _gateway(settings: Settings, **llm: Any) -> LLMGateway:
-    return LLMGateway(settings.llm.model_copy(update=llm), ledger=Ledger())
+    return LLMGateway(settings.llm.model_copy(update=llm), usage=UsageTracker())
 
 
 # -- the three kinds of call -------------------------------------------------------------------
@@ -51,7 +51,7 @@ def test_plain_call(gateway: LLMGateway, server: Server) -> None:
     [body] = chat_bodies(server)
     assert body["model"] == "gpt-4o-mini" and not body.get("stream")
     assert body["messages"] == [{"role": "user", "content": "What is the capital of France?"}]
-    [record] = gateway.ledger.records
+    [record] = gateway.usage.recent
     assert (record.attempts, record.tokens_in, record.tokens_out) == (1, 11, 4)
     assert record.cost_usd == pytest.approx((11 * 0.15 + 4 * 0.60) / 1e6)
     assert record.ok and record.kind == "chat" and record.latency_ms > 0
@@ -66,7 +66,7 @@ def test_streamed_call_yields_tokens_and_usage(
     assert texts == ["one ", "two ", "three ", "four"]
     [body] = chat_bodies(server)
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    [record] = gateway.ledger.records
+    [record] = gateway.usage.recent
     assert record.tokens_in == 1 and record.tokens_out == 4 and record.attempts == 1
 
 
@@ -94,7 +94,7 @@ async def test_async_call_and_stream(gateway: LLMGateway, server: Server) -> Non
     assert (await chat.ainvoke("hi")).content == "async answer"
     texts = [c.content async for c in chat.astream("hi") if c.content]
     assert texts == ["a ", "b ", "c"]
-    assert [r.attempts for r in gateway.ledger.records] == [1, 1]
+    assert [r.attempts for r in gateway.usage.recent] == [1, 1]
 
 
 # -- retries and failures ----------------------------------------------------------------------
@@ -106,9 +106,9 @@ def test_three_429s_then_success_on_attempt_four(
     server.enqueue(*[Fault(429, retry_after=0)] * 3, "finally")
     assert gateway.chat_model().invoke("hi").content == "finally"
     assert len(server.chat_requests()) == 4
-    [record] = gateway.ledger.records
+    [record] = gateway.usage.recent
     assert record.attempts == 4 and record.ok
-    assert gateway.ledger.attempts == 4
+    assert gateway.usage.attempts == 4
 
 
 def test_retry_after_header_is_honoured(settings: Settings, server: Server) -> None:
@@ -129,7 +129,7 @@ def test_401_fails_at_once_with_a_config_error(
     assert info.value.setting == "llm.api_key"
     assert "RAGLOOM_LLM__API_KEY" in str(info.value)
     assert len(server.chat_requests()) == 1
-    assert gateway.ledger.records[0].error == "auth" and not gateway.ledger.records[0].ok
+    assert gateway.usage.recent[0].error == "auth" and not gateway.usage.recent[0].ok
 
 
 def test_wrong_key_against_a_server_that_checks_it(tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ def test_server_that_never_answers_fails_within_the_deadline(
     elapsed = time.monotonic() - started
     assert elapsed < 3.0
     assert 1 <= len(server.chat_requests()) <= 4
-    assert gateway.ledger.records[0].ok is False
+    assert gateway.usage.recent[0].ok is False
 
 
 def test_stream_that_never_answers_fails_within_the_deadline(
@@ -170,13 +170,13 @@ def test_500_then_success(gateway: LLMGateway, server: Server) -> None:
     server.enqueue(Fault(500), "recovered")
     assert gateway.chat_model().invoke("hi").content == "recovered"
     assert len(server.chat_requests()) == 2
-    assert gateway.ledger.records[0].attempts == 2
+    assert gateway.usage.recent[0].attempts == 2
 
 
 def test_dropped_connection_then_success(gateway: LLMGateway, server: Server) -> None:
     server.enqueue(Fault(drop_connection=True), "back")
     assert gateway.chat_model().invoke("hi").content == "back"
-    assert gateway.ledger.records[0].attempts == 2
+    assert gateway.usage.recent[0].attempts == 2
 
 
 def test_400_is_not_retried(gateway: LLMGateway, server: Server) -> None:
@@ -204,7 +204,7 @@ def test_persistent_outage_raises_the_last_typed_error(
         gateway.chat_model().invoke("hi")
     assert info.value.status == 503
     assert len(server.chat_requests()) == 3
-    assert gateway.ledger.records[0].attempts == 3
+    assert gateway.usage.recent[0].attempts == 3
 
 
 def test_stream_retries_before_the_first_chunk(
@@ -213,7 +213,7 @@ def test_stream_retries_before_the_first_chunk(
     server.enqueue(Fault(429, retry_after=0), Fault(502), "x y")
     texts = [c.content for c in gateway.chat_model().stream("hi") if c.content]
     assert texts == ["x ", "y"]
-    assert gateway.ledger.records[0].attempts == 3
+    assert gateway.usage.recent[0].attempts == 3
 
 
 def test_stream_is_not_retried_after_the_first_chunk(
@@ -226,7 +226,7 @@ def test_stream_is_not_retried_after_the_first_chunk(
             seen.append(str(chunk.content))
     assert "".join(seen).startswith("alpha")
     assert len(server.chat_requests()) == 1  # no retry: tokens were already out
-    assert gateway.ledger.records[0].ok is False
+    assert gateway.usage.recent[0].ok is False
 
 
 async def test_async_retries_and_errors(gateway: LLMGateway, server: Server) -> None:
@@ -235,7 +235,7 @@ async def test_async_retries_and_errors(gateway: LLMGateway, server: Server) -> 
     assert (await chat.ainvoke("hi")).content == "async ok"
     with pytest.raises(AuthenticationError):
         await chat.ainvoke("hi")
-    assert [r.attempts for r in gateway.ledger.records] == [2, 1]
+    assert [r.attempts for r in gateway.usage.recent] == [2, 1]
 
 
 def test_no_key_and_no_base_url_is_a_config_error() -> None:
@@ -248,8 +248,8 @@ def test_no_key_and_no_base_url_is_a_config_error() -> None:
 def test_unknown_model_has_unknown_cost(settings: Settings, server: Server) -> None:
     gateway = _gateway(settings, model="my-local-llama")
     gateway.chat_model().invoke("hi")
-    assert gateway.ledger.records[0].cost_usd is None
-    assert gateway.ledger.cost_usd is None
+    assert gateway.usage.recent[0].cost_usd is None
+    assert gateway.usage.cost_usd is None
     assert chat_bodies(server)[0]["model"] == "my-local-llama"
 
 
@@ -267,8 +267,8 @@ def test_node_comes_from_bound_context(gateway: LLMGateway) -> None:
     with bind_run(run_id="r1", node="grade_documents"):
         gateway.chat_model().invoke("hi")
     gateway.chat_model().invoke("hi")
-    assert [r.node for r in gateway.ledger.records] == ["grade_documents", None]
-    assert set(gateway.ledger.by_node()) == {"grade_documents", "-"}
+    assert [r.node for r in gateway.usage.recent] == ["grade_documents", None]
+    assert set(gateway.usage.by_node()) == {"grade_documents", "-"}
 
 
 def test_cache_hits_skip_the_server(settings: Settings, server: Server) -> None:
@@ -280,7 +280,7 @@ def test_cache_hits_skip_the_server(settings: Settings, server: Server) -> None:
     assert [c.content for c in chat.stream("same question") if c.content] == ["cached answer"]
     assert chat.invoke("different question").content == "other answer"
     assert len(server.chat_requests()) == 2
-    records = gateway.ledger.records
+    records = gateway.usage.recent
     assert [r.cached for r in records] == [False, True, True, False]
     assert [r.attempts for r in records] == [1, 0, 0, 1]
     assert records[1].tokens_in == records[0].tokens_in and records[1].cost_usd == 0.0
@@ -296,7 +296,7 @@ async def test_cache_stores_streams_and_serves_async(
     second = LLMGateway(settings.llm, cache=ResponseCache(tmp_path / "cache.db"))
     assert (await second.chat_model().ainvoke("q")).content == "streamed once"
     assert len(server.chat_requests()) == 1
-    assert second.ledger.records[0].cached
+    assert second.usage.recent[0].cached
 
 
 class _State(TypedDict):
@@ -326,7 +326,7 @@ def test_langgraph_messages_stream_sees_tokens(
     ]
     assert [t for t, _ in tokens] == ["streamed ", "from ", "a ", "node"]
     assert {n for _, n in tokens} == {"generate"}
-    assert gateway.ledger.records[0].node == "generate"  # from LangGraph's run metadata
+    assert gateway.usage.recent[0].node == "generate"  # from LangGraph's run metadata
 
 
 def test_cache_path_setting_persists_across_gateways(
@@ -359,7 +359,7 @@ def test_structured_output_goes_through_the_gateway(gateway: LLMGateway, server:
     verdict = gateway.chat_model().with_structured_output(Verdict).invoke("grade this")
     assert verdict == Verdict(relevant=True, reason="mentions asyncio")
     assert "response_format" in chat_bodies(server)[-1]
-    assert gateway.ledger.records[0].attempts == 2
+    assert gateway.usage.recent[0].attempts == 2
 
 
 async def test_async_stream_cut_off_is_an_error_not_a_retry(
@@ -372,4 +372,4 @@ async def test_async_stream_cut_off_is_an_error_not_a_retry(
             seen.append(str(chunk.content))
     assert "one " in seen
     assert len(server.chat_requests()) == 2  # one retry before the first chunk, none after
-    assert gateway.ledger.records[0].attempts == 2 and not gateway.ledger.records[0].ok
+    assert gateway.usage.recent[0].attempts == 2 and not gateway.usage.recent[0].ok

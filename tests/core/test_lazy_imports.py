@@ -14,7 +14,7 @@ HEAVY = ["torch", "sentence_transformers", "weaviate", "dspy", "langchain_openai
 def test_core_imports_no_heavy_library() -> None:
     code = (
         "import sys\n"
-        "import ragloom.core.settings, ragloom.core.llm, ragloom.core.budget, "
+        "import ragloom.core.settings, ragloom.core.llm, ragloom.core.usage, "
         "ragloom.core.logging, ragloom.core.errors, ragloom.core.documents, "
         "ragloom.core.embedders, ragloom.core.retry, ragloom.core.pricing, "
         "ragloom.core.openai_embedder\n"

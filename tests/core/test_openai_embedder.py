@@ -29,14 +29,14 @@ def test_embedder_protocol_shapes_and_normalisation(
     assert [len(b["input"]) for b in bodies if b] == [2, 1, 1]  # batched by batch_size
     assert all(b and b["dimensions"] == 64 for b in bodies)
     assert embedder.embed_documents([]).shape == (0, 64)
-    records = [r for r in gateway.ledger.records if r.kind == "embed"]
+    records = [r for r in gateway.usage.recent if r.kind == "embed"]
     assert len(records) == 3 and records[0].tokens_in == 4 and records[0].cost_usd is not None
 
 
 def test_embedding_retries_and_errors(gateway: LLMGateway, server: OpenAICompatibleServer) -> None:
     server.enqueue_embeddings(Fault(429, retry_after=0), Fault(500))
     assert len(gateway.embed(["x"], model="text-embedding-3-small", dimensions=8)[0]) == 8
-    assert gateway.ledger.records[-1].attempts == 3
+    assert gateway.usage.recent[-1].attempts == 3
     server.enqueue_embeddings(Fault(401))
     with pytest.raises(AuthenticationError):
         gateway.embed(["x"], dimensions=8)
