@@ -1,8 +1,14 @@
-"""Build the agent roles for an engine: the extractive engine (no model) or DSPy modules
-(`openai` engine) over the gateway's DSPy LM, with compiled artefacts loaded by the registry."""
+"""The role sets the graphs call, built from objects (never from settings: that is the wiring
+module's job, `ragloom.graphs.wiring`).
+
+- `extractive_*_roles()`: the engine with no model.
+- `dspy_*_roles(roles)`: the `openai` engine's DSPy programs, from one `build_dspy_roles` result
+  shared by both graphs (programs load once per build).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +24,6 @@ from ragloom.agents.roles import (
 
 if TYPE_CHECKING:
     from ragloom.core.embedders import Embedder
-    from ragloom.core.settings import Settings
 
 
 @dataclass
@@ -43,35 +48,34 @@ class SummarizerRoles:
     reduce: ReduceSummarizer
 
 
-def engine_lm(settings: Settings, llm: Any = None) -> Any:
-    """The DSPy LM the `openai` engine's roles call, or None when the extractive engine runs
-    (no `llm` given and settings pick `extractive`)."""
-    if llm is None and settings.resolved_engine == "extractive":
-        return None
-    from ragloom.core.llm import dspy_lm_for
+def extractive_assistant_roles(embedder: Embedder | None) -> AssistantRoles:
+    """The extractive engine's assistant roles; the answerer ranks sentences with `embedder`
+    (the store's, so every path answers alike)."""
+    from ragloom.agents import extractive
 
-    return dspy_lm_for(llm, settings.llm)
+    return AssistantRoles(
+        engine="extractive",
+        router=extractive.ExtractiveRouter(),
+        rewriter=extractive.ExtractiveRewriter(),
+        grader=extractive.ExtractiveGrader(),
+        answerer=extractive.ExtractiveAnswerer(embedder=embedder),
+        grounding=extractive.ExtractiveGroundingChecker(),
+    )
 
 
-def assistant_roles(
-    settings: Settings, *, llm: Any = None, embedder: Embedder | None = None
-) -> AssistantRoles:
-    """The assistant's roles for the engine `settings` and `llm` pick."""
-    lm = engine_lm(settings, llm)
-    if lm is None:
-        from ragloom.agents import extractive
+def extractive_summarizer_roles() -> SummarizerRoles:
+    """The extractive engine's map and reduce summarizers."""
+    from ragloom.agents import extractive
 
-        return AssistantRoles(
-            engine="extractive",
-            router=extractive.ExtractiveRouter(),
-            rewriter=extractive.ExtractiveRewriter(),
-            grader=extractive.ExtractiveGrader(),
-            answerer=extractive.ExtractiveAnswerer(embedder=embedder),
-            grounding=extractive.ExtractiveGroundingChecker(),
-        )
-    from ragloom.agents.dspy_modules import build_dspy_roles
+    return SummarizerRoles(
+        engine="extractive",
+        map=extractive.ExtractiveMapSummarizer(),
+        reduce=extractive.ExtractiveReduceSummarizer(),
+    )
 
-    roles = build_dspy_roles(lm, settings=settings)
+
+def dspy_assistant_roles(roles: Mapping[str, Any], model: str) -> AssistantRoles:
+    """The assistant's roles from `build_dspy_roles(...)`."""
     return AssistantRoles(
         engine="openai",
         router=roles["router"],
@@ -79,22 +83,10 @@ def assistant_roles(
         grader=roles["grader"],
         answerer=roles["answerer"],
         grounding=roles["grounding"],
-        model=str(lm.model),
+        model=model,
     )
 
 
-def summarizer_roles(settings: Settings, *, llm: Any = None) -> SummarizerRoles:
-    """The summarizer's map and reduce roles for the engine `settings` and `llm` pick."""
-    lm = engine_lm(settings, llm)
-    if lm is None:
-        from ragloom.agents import extractive
-
-        return SummarizerRoles(
-            engine="extractive",
-            map=extractive.ExtractiveMapSummarizer(),
-            reduce=extractive.ExtractiveReduceSummarizer(),
-        )
-    from ragloom.agents.dspy_modules import build_dspy_roles
-
-    roles = build_dspy_roles(lm, settings=settings)
+def dspy_summarizer_roles(roles: Mapping[str, Any]) -> SummarizerRoles:
+    """The summarizer's roles from `build_dspy_roles(...)`."""
     return SummarizerRoles(engine="openai", map=roles["map"], reduce=roles["reduce"])

@@ -43,7 +43,7 @@ async def run(base_url: str, asks: int) -> dict[str, Any]:
         update={"budget": BudgetSettings(max_seconds=600, max_tokens=None)}
     )
     graph = build_assistant(
-        settings, store=ListStore(sample_chunks()), summarizer=False, checkpointer=False
+        settings, store=ListStore(sample_chunks()), persist=False
     )
     await graph.ainvoke({"question": "warm up: octal?"})
     started = time.perf_counter()

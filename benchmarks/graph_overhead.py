@@ -22,7 +22,7 @@ from langgraph.graph import END, START, StateGraph
 
 from ragloom.core.logging import configure_logging
 from ragloom.graphs.assistant import build_assistant_graph
-from ragloom.graphs.assistant_state import AssistantContext
+from ragloom.graphs.assistant_state import AssistantDeps
 from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 
 PATH = ["start_turn", "route", "rewrite_query", "retrieve", "grade_documents",
@@ -59,7 +59,7 @@ def raw_graph(checkpointer: Any) -> Any:
 
 
 def ragloom_graph(checkpointer: Any) -> Any:
-    context = AssistantContext(store=ListStore(sample_chunks()),
+    context = AssistantDeps(store=ListStore(sample_chunks()),
                                roles=scripted_roles(Script(rewrites=["octal literals"])))
     return build_assistant_graph(context, checkpointer=checkpointer)
 

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     scorer = rouge_scorer.RougeScorer(list(METRICS), use_stemmer=True)
     mapper = ExtractiveMapSummarizer()
-    graph = build_summarizer(checkpointer=False)
+    graph = build_summarizer(persist=False)
     pages = sorted(args.corpus.glob("*.rst"))
     if args.limit:
         pages = pages[: args.limit]

@@ -18,6 +18,7 @@ import structlog
 from ragloom.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from ragloom.core.llm import LLMGateway
     from ragloom.core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -118,8 +119,9 @@ class LocalEmbedder:
         return self.embed_documents([text])[0]
 
 
-def build_embedder(settings: Settings) -> Embedder:
-    """The embedder named by `settings.embedder.kind` (local, openai or hashing)."""
+def build_embedder(settings: Settings, *, gateway: LLMGateway | None = None) -> Embedder:
+    """The embedder named by `settings.embedder.kind` (local, openai or hashing); the openai
+    embedder calls through `gateway` (the wiring's one gateway) or a new one from settings."""
     kind = settings.embedder.kind
     if kind == "hashing":
         from ragloom.core.testing.embedders import HashingEmbedder
@@ -132,7 +134,7 @@ def build_embedder(settings: Settings) -> Embedder:
         from ragloom.core.openai_embedder import OpenAIEmbedder
 
         return OpenAIEmbedder(
-            LLMGateway(settings.llm), model=settings.embedder.model,
+            gateway or LLMGateway(settings.llm), model=settings.embedder.model,
             dimensions=settings.embedder.dimensions, batch_size=settings.embedder.batch_size,
         )
     raise ConfigError(

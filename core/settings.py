@@ -101,6 +101,16 @@ class PromptSettings(BaseModel):
     pinned: dict[str, str] = Field(default_factory=dict, description="module -> artefact hash")
 
 
+class AssistantSettings(BaseModel):
+    """How the assistant graph keeps threads and asks for review."""
+
+    review: list[Literal["query", "passages", "answer", "clarify"]] = Field(
+        default_factory=list, description="interrupt() review points on for every run"
+    )
+    max_messages: int = Field(100, ge=2, description="messages a thread's checkpoint keeps")
+    history_turns: int = Field(6, ge=0, description="earlier turns the roles see")
+
+
 class Settings(BaseSettings):
     """All of ragloom's configuration."""
 
@@ -119,6 +129,7 @@ class Settings(BaseSettings):
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
+    assistant: AssistantSettings = Field(default_factory=AssistantSettings)
     server: ServerSettings = Field(default_factory=lambda: ServerSettings())
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

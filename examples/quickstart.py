@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from ragloom.core.settings import load_settings
-from ragloom.graphs import build_assistant
-from ragloom.runtime import open_store, setup
+from ragloom.graphs.wiring import Wiring
+from ragloom.runtime import setup
 from ragloom.tools.ingest.pipeline import ingest_paths
 
 
@@ -21,12 +21,12 @@ def main() -> None:
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else default
     question = sys.argv[2] if len(sys.argv) > 2 else "What does the grounding check do?"
     settings = setup(load_settings())
-    with open_store(settings) as store:
-        report = ingest_paths([folder], store, progress=False)
+    with Wiring(settings) as wiring:  # one store, embedder, checkpointer; closed on exit
+        report = ingest_paths([folder], wiring.store, root=folder, progress=False)
         print(f"ingested {report.ingested} files ({report.skipped_unchanged} unchanged)")
-        assistant = build_assistant(settings, store=store)
+        assistant = wiring.assistant()
         result = assistant.invoke(
-            {"question": question}, {"configurable": {"thread_id": "quickstart"}}
+            {"messages": [("user", question)]}, {"configurable": {"thread_id": "quickstart"}}
         )
     print(result["answer"])
     for citation in result["citations"]:

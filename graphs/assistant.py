@@ -5,41 +5,57 @@
                                   ├─ summarize ─────────────────────────────────┤
                                   └─ rewrite_query -> retrieve -> grade_documents
                                         ^                 │ too little relevant  │
-                                        └─────────────────┘ (bounded)            │
+                                        ├─────────────────┘ (bounded)            │
+                                        └── clarify (opt-in: ask the user) <─────┤
                                      generate_answer <-> check_grounding (once) ─┴-> finalize -> END
 
-Every loop is bounded by the run budget (steps, tokens, seconds, cost) and by no-progress
-detection (a rewritten query seen before, a retrieved set seen before, the same grounding verdict
-twice). When a bound is hit the assistant answers with what it has and says so in `caveat`.
+The thread is `messages` (LangChain messages): a turn starts from the newest human message (or
+the `question` shorthand) and ends with one `AIMessage` carrying the cited answer, its citations
+in `response_metadata`. Every loop is bounded by the run budget (steps, tokens, seconds, cost)
+and by no-progress detection (a rewritten query seen before, a retrieved set seen before, the
+same grounding verdict twice). When a bound is hit the assistant answers with what it has and
+says so in `caveat`. Opt-in review points pause the run with `interrupt()` (see
+`AssistantContext.review`); resume with `Command(resume=...)`.
 
-Each node is written once, as a generator that yields role calls; a driver runs it under
-`invoke` (sync role methods) or `ainvoke` (async twins), so both paths share one logic.
+Nodes are written once with the node kit (`ragloom.graphs.nodes`) and run under both `invoke`
+and `ainvoke`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import uuid
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import structlog
-from langchain_core.runnables import RunnableConfig
-from langgraph._internal._runnable import RunnableCallable
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import interrupt
 
 from ragloom.agents.roles import Draft, Turn, Verdict
 from ragloom.core.documents import Chunk, Citation
 from ragloom.graphs.assistant_state import (
     AssistantContext,
+    AssistantDeps,
     AssistantInput,
     AssistantOutput,
     AssistantState,
+    ReviewPoint,
 )
-from ragloom.graphs.usage import metered, summarize_usage
+from ragloom.graphs.nodes import NodeKit, RoleCall, Update, call
+from ragloom.graphs.usage import summarize_usage
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.graph.state import CompiledStateGraph
+
+    from ragloom.core.embedders import Embedder
+    from ragloom.core.llm import LLMGateway
+    from ragloom.core.settings import Settings
+    from ragloom.tools.stores.base import ChunkStore
 
 log = structlog.get_logger(__name__)
 
@@ -50,100 +66,68 @@ DECLINE = (
 )
 
 
-@dataclass(frozen=True)
-class Call:
-    """A role call a node body asks its driver to make."""
-
-    sync: Callable[..., Any]
-    asynchronous: Callable[..., Any]
-    args: tuple[Any, ...]
-
-
-NodeBody = Generator[Call, Any, dict[str, Any]]
-
-
-def _drive_sync(body: NodeBody) -> dict[str, Any]:
-    try:
-        call = next(body)
-        while True:
-            call = body.send(call.sync(*call.args))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
-async def _drive_async(body: NodeBody) -> dict[str, Any]:
-    try:
-        call = next(body)
-        while True:
-            call = body.send(await call.asynchronous(*call.args))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
-def _node(
-    name: str,
-    body: Callable[[AssistantState, AssistantContext, Runtime[Any]], NodeBody],
-    default_context: AssistantContext,
-) -> RunnableCallable:
-    """Wrap a node body: context lookup, log binding, usage metering, step counting."""
-
-    def context(runtime: Runtime[Any]) -> AssistantContext:
-        return runtime.context if runtime.context is not None else default_context
-
-    def finish(state: AssistantState, update: dict[str, Any], record: dict[str, Any]) -> dict:
-        update.setdefault("steps", state.get("steps", 0) + 1)
-        if "usage_log" not in update:
-            update["usage_log"] = [record]
-        return update
-
-    def log_keys(state: AssistantState, config: RunnableConfig) -> dict[str, Any]:
-        thread_id = (config.get("configurable") or {}).get("thread_id")
-        return {"node": name, "run_id": state.get("run_id"), "thread_id": thread_id}
-
-    def run(state: AssistantState, runtime: Runtime[Any], config: RunnableConfig) -> dict:
-        tokens = structlog.contextvars.bind_contextvars(**log_keys(state, config))
-        try:
-            with metered(name) as record:
-                update = _drive_sync(body(state, context(runtime), runtime))
-        finally:
-            structlog.contextvars.reset_contextvars(**tokens)
-        return finish(state, update, record)
-
-    async def arun(state: AssistantState, runtime: Runtime[Any], config: RunnableConfig) -> dict:
-        tokens = structlog.contextvars.bind_contextvars(**log_keys(state, config))
-        try:
-            with metered(name) as record:
-                update = await _drive_async(body(state, context(runtime), runtime))
-        finally:
-            structlog.contextvars.reset_contextvars(**tokens)
-        return finish(state, update, record)
-
-    return RunnableCallable(run, arun, name=name, trace=False)
-
-
 # ---------------------------------------------------------------- helpers
 
 
-def _history(state: AssistantState) -> list[Turn]:
-    """Earlier turns of the thread (the current question excluded)."""
+def _text(message: AnyMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return " ".join(
+        part.get("text", "") if isinstance(part, dict) else str(part) for part in content
+    ).strip()
+
+
+def _history(state: AssistantState, deps: AssistantDeps) -> list[Turn]:
+    """Earlier turns of the thread (the current question and unfinished turns excluded), the
+    newest `deps.history_turns` user/assistant pairs."""
     messages = state.get("messages") or []
-    return [Turn(role=m["role"], content=m["content"]) for m in messages[:-1]]
+    current = state.get("open_turn")
+    turns: list[Turn] = []
+    for message in messages:
+        if message.id == current:
+            continue
+        if isinstance(message, HumanMessage):
+            turns.append(Turn(role="user", content=_text(message)))
+        elif isinstance(message, AIMessage) and _text(message):
+            turns.append(Turn(role="assistant", content=_text(message)))
+    return turns[-2 * deps.history_turns :]
 
 
-def _standalone(state: AssistantState) -> str:
+def _standalone(state: AssistantState, deps: AssistantDeps) -> str:
     """The question to grade and answer: as asked on a thread's first turn; later, the
     rewriter's standalone version (a follow-up like "and how do I undo it?" needs the thread)."""
-    earlier = (state.get("messages") or [])[:-1]
-    return (state.get("query") or state["question"]) if earlier else state["question"]
+    if _history(state, deps):
+        return state.get("query") or state["question"]
+    return state["question"]
 
 
 def _chunks(items: Sequence[dict[str, Any]]) -> list[Chunk]:
     return [Chunk.from_dict(item) for item in items]
 
 
-def exhausted_budget(state: AssistantState, ctx: AssistantContext) -> str | None:
+def _options(runtime: Runtime[Any]) -> AssistantContext:
+    """The run's context as the dataclass, whether the caller passed one, a dict or nothing."""
+    context = runtime.context
+    if isinstance(context, AssistantContext):
+        return context
+    if isinstance(context, dict):
+        known = {k: v for k, v in context.items() if k in ("tenant", "review")}
+        return AssistantContext(**known)
+    return AssistantContext()
+
+
+def _tenant(deps: AssistantDeps, runtime: Runtime[Any]) -> str | None:
+    return _options(runtime).tenant or deps.tenant
+
+
+def _reviews(deps: AssistantDeps, runtime: Runtime[Any], point: ReviewPoint) -> bool:
+    return point in deps.review or point in _options(runtime).review
+
+
+def exhausted_budget(state: AssistantState, deps: AssistantDeps) -> str | None:
     """Name of the first exhausted limit (steps, tokens, seconds, cost), or None."""
-    budget = ctx.budget
+    budget = deps.budget
     if state.get("steps", 0) >= budget.max_steps:
         return "steps"
     log_ = state.get("usage_log") or []
@@ -155,11 +139,11 @@ def exhausted_budget(state: AssistantState, ctx: AssistantContext) -> str | None
     if (
         budget.max_seconds is not None
         and started is not None
-        and ctx.clock() - started >= budget.max_seconds
+        and deps.clock() - started >= budget.max_seconds
     ):
         return "seconds"
-    if budget.max_cost_usd is not None and ctx.price is not None:
-        cost = ctx.price(tokens_in, tokens_out)
+    if budget.max_cost_usd is not None and deps.price is not None:
+        cost = deps.price(tokens_in, tokens_out)
         if cost is not None and cost >= budget.max_cost_usd:
             return "cost"
     return None
@@ -177,6 +161,7 @@ def _caveat(stop_reason: str | None) -> str | None:
         "max_rewrites": "the search was retried the maximum number of times",
         "ungrounded": "some statements could not be verified against the cited passages "
         "and were removed",
+        "empty_store": "there are no documents to search (nothing is ingested for this tenant)",
     }
     if stop_reason.startswith("budget:"):
         text = f"the run's {stop_reason.split(':', 1)[1]} budget ran out"
@@ -188,12 +173,27 @@ def _caveat(stop_reason: str | None) -> str | None:
 # ---------------------------------------------------------------- nodes
 
 
-def start_turn(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]) -> NodeBody:
-    """Open a turn: record the question, reset per-turn fields, start the clock."""
-    question = (state.get("question") or "").strip()
+def start_turn(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) -> Update:
+    """Open a turn: take the question (the newest human message, or the `question` shorthand),
+    drop a turn a crash left unanswered, reset per-turn fields, start the clock."""
+    messages = list(state.get("messages") or [])
+    shorthand = (state.get("question") or "").strip()
+    added: list[AnyMessage] = []
+    if shorthand:
+        human: AnyMessage | None = HumanMessage(content=shorthand, id=str(uuid.uuid4()))
+        added.append(cast(AnyMessage, human))
+    else:
+        human = messages[-1] if messages and isinstance(messages[-1], HumanMessage) else None
+    dangling = state.get("open_turn")
+    unfinished = dangling and (human is None or dangling != human.id)
+    if unfinished and any(m.id == dangling for m in messages):
+        added.insert(0, cast(AnyMessage, RemoveMessage(id=str(dangling))))
+        log.warning("assistant.unfinished_turn_dropped", message_id=dangling)
+    question = _text(human).strip() if human is not None else ""
     return {
         "run_id": uuid.uuid4().hex[:16],
-        "messages": [{"role": "user", "content": question}],
+        "messages": added,
+        "open_turn": human.id if human is not None else None,
         "question": question,
         "route": "",
         "target": None,
@@ -208,75 +208,93 @@ def start_turn(state: AssistantState, ctx: AssistantContext, runtime: Runtime[An
         "rewrites": 0,
         "regenerations": 0,
         "steps": 1,
-        "started_at": ctx.clock(),
+        "started_at": deps.clock(),
         "next_step": "",
         "stop_reason": None,
         "caveat": None,
         "answer": "",
         "citations": [],
-        "engine": ctx.roles.engine,
+        "engine": deps.roles.engine,
         "usage_log": None,
     }
-    yield  # pragma: no cover - makes this a generator like every node body
 
 
-def route(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]) -> NodeBody:
+def route(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) -> Update | RoleCall:
     """Decide: answer from the conversation, retrieve, summarize a document, or decline."""
     if not state["question"]:
         return {"route": "decline", "route_reason": "empty question"}
-    router = ctx.roles.router
-    decision = yield Call(router.route, router.aroute, (state["question"], _history(state)))
-    return {"route": decision.route, "route_reason": decision.reason, "target": decision.target}
+
+    def decided(decision: Any) -> Update:
+        return {"route": decision.route, "route_reason": decision.reason,
+                "target": decision.target}  # fmt: skip
+
+    return call(deps.roles.router.route, state["question"], _history(state, deps)).then(decided)
 
 
-def rewrite_query(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]) -> NodeBody:
+def rewrite_query(
+    state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
+) -> Update | RoleCall:
     """Turn the question (and thread) into a standalone search query, broader on retries."""
     tried = list(state.get("tried_queries") or [])
-    rewriter = ctx.roles.rewriter
-    rewrite = yield Call(
-        rewriter.rewrite, rewriter.arewrite, (state["question"], _history(state), len(tried))
+
+    def rewritten(rewrite: Any) -> Update:
+        query = rewrite.query.strip() or state["question"]
+        update: Update = {
+            "query": query,
+            "sub_queries": list(rewrite.sub_queries)[:3],
+            "tried_queries": [*tried, query],
+            "rewrites": len(tried),
+            "next_step": "retrieve",
+        }
+        if query in tried:
+            update.update(next_step="generate_answer", stop_reason="no_progress")
+        elif tried and (limit := exhausted_budget(state, deps)) is not None:
+            update.update(next_step="generate_answer", stop_reason=f"budget:{limit}")
+        return update
+
+    history = _history(state, deps)
+    return call(deps.roles.rewriter.rewrite, state["question"], history, len(tried)).then(
+        rewritten
     )
-    query = rewrite.query.strip() or state["question"]
-    update: dict[str, Any] = {
-        "query": query,
-        "sub_queries": list(rewrite.sub_queries)[:3],
-        "tried_queries": [*tried, query],
-        "rewrites": len(tried),
-        "next_step": "retrieve",
-    }
-    if query in tried:
-        update.update(next_step="generate_answer", stop_reason="no_progress")
-    elif tried and (limit := exhausted_budget(state, ctx)) is not None:
-        update.update(next_step="generate_answer", stop_reason=f"budget:{limit}")
-    return update
 
 
-def retrieve(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]) -> NodeBody:
-    """Search (hybrid by default) for the query and each sub-query, merged by best score."""
-    queries = [state["query"], *state.get("sub_queries", [])]
-    settings = ctx.retrieval
-    search = _MultiSearch(ctx, queries, settings.k, settings.mode, settings.alpha)
-    hits: list[Chunk] = yield Call(search.run, search.arun, ())
-    chunks = [c.to_dict() for c in hits]
-    return {
-        "chunks": chunks,
-        "seen_results": [*state.get("seen_results", []), _result_signature(chunks)],
-    }
+def retrieve(
+    state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
+) -> Update | RoleCall:
+    """Search (hybrid by default) for the query and each sub-query, merged by best score.
+
+    Review point `query`: the run pauses with the query; resume with `{"action": "approve"}` or
+    `{"action": "edit", "value": "new query"}`."""
+    query = state["query"]
+    update: Update = {}
+    if _reviews(deps, runtime, "query"):
+        reply = _review("query", {"query": query, "question": state["question"]})
+        if reply["action"] == "edit" and str(reply.get("value") or "").strip():
+            query = str(reply["value"]).strip()
+            update["query"] = query
+    search = _MultiSearch(deps, _tenant(deps, runtime), [query, *state.get("sub_queries", [])])
+
+    def found(hits: list[Chunk]) -> Update:
+        chunks = [c.to_dict() for c in hits]
+        return {
+            **update,
+            "chunks": chunks,
+            "seen_results": [*state.get("seen_results", []), _result_signature(chunks)],
+        }
+
+    return call(search.run).then(found)
 
 
-@dataclass
 class _MultiSearch:
     """Run several searches (in parallel under async) and merge them."""
 
-    ctx: AssistantContext
-    queries: list[str]
-    k: int
-    mode: Any
-    alpha: float
+    def __init__(self, deps: AssistantDeps, tenant: str | None, queries: list[str]) -> None:
+        self.deps, self.tenant, self.queries = deps, tenant, queries
 
     def _one(self, query: str) -> list[Chunk]:
-        return self.ctx.store.search(
-            query, k=self.k, mode=self.mode, alpha=self.alpha, tenant=self.ctx.tenant
+        settings = self.deps.retrieval
+        return self.deps.store.search(
+            query, k=settings.k, mode=settings.mode, alpha=settings.alpha, tenant=self.tenant
         )
 
     def _merge(self, results: Sequence[list[Chunk]]) -> list[Chunk]:
@@ -287,7 +305,7 @@ class _MultiSearch:
                 if kept is None or (chunk.score or 0) > (kept.score or 0):
                     best[chunk.id] = chunk
         ranked = sorted(best.values(), key=lambda c: (-(c.score or 0.0), c.id))
-        return ranked[: self.k + 2 * (len(self.queries) - 1)]
+        return ranked[: self.deps.retrieval.k + 2 * (len(self.queries) - 1)]
 
     def run(self) -> list[Chunk]:
         return self._merge([self._one(q) for q in self.queries])
@@ -298,155 +316,248 @@ class _MultiSearch:
 
 
 def grade_documents(
-    state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]
-) -> NodeBody:
-    """Keep the relevant chunks; decide between answering and another corrective search."""
+    state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
+) -> Update | RoleCall:
+    """Keep the relevant chunks; decide between answering, another corrective search, and
+    (review point `clarify`) asking the user."""
     chunks = _chunks(state.get("chunks", []))
-    grades = []
-    if chunks:
-        grader = ctx.roles.grader
-        grades = yield Call(grader.grade, grader.agrade, (_standalone(state), chunks))
-    keep = {g.chunk_id for g in grades if g.relevant}
-    relevant = [c.to_dict() for c in chunks if c.id in keep]
-    update: dict[str, Any] = {"relevant": relevant}
-    if len(relevant) >= ctx.min_relevant:
-        update["next_step"] = "generate_answer"
+
+    def graded(grades: Sequence[Any]) -> Update:
+        keep = {g.chunk_id for g in grades if g.relevant}
+        relevant = [c.to_dict() for c in chunks if c.id in keep]
+        update: Update = {"relevant": relevant}
+        if len(relevant) >= deps.min_relevant:
+            update["next_step"] = "generate_answer"
+            return update
+        seen = state.get("seen_results", [])
+        stop = None
+        if (limit := exhausted_budget(state, deps)) is not None:
+            stop = f"budget:{limit}"
+        elif len(seen) >= 2 and seen[-1] in seen[:-1]:
+            stop = "no_progress"
+        elif len(state.get("tried_queries", [])) > deps.budget.max_rewrites:
+            stop = "max_rewrites"
+        if stop and not relevant and _reviews(deps, runtime, "clarify") and not _clarified(state):
+            update["next_step"] = "clarify"
+            return update
+        update["next_step"] = "generate_answer" if stop else "rewrite_query"
+        update["stop_reason"] = stop
         return update
-    seen = state.get("seen_results", [])
-    stop = None
-    if (limit := exhausted_budget(state, ctx)) is not None:
-        stop = f"budget:{limit}"
-    elif len(seen) >= 2 and seen[-1] in seen[:-1]:
-        stop = "no_progress"
-    elif len(state.get("tried_queries", [])) > ctx.budget.max_rewrites:
-        stop = "max_rewrites"
-    update["next_step"] = "generate_answer" if stop else "rewrite_query"
-    update["stop_reason"] = stop
-    return update
+
+    if not chunks and not state.get("relevant") and not deps.store.sources(
+        tenant=_tenant(deps, runtime)
+    ):
+        return {"relevant": [], "next_step": "generate_answer", "stop_reason": "empty_store"}
+    if not chunks:
+        return graded([])
+    return call(deps.roles.grader.grade, _standalone(state, deps), chunks).then(graded)
+
+
+def _clarified(state: AssistantState) -> bool:
+    return any(q.startswith("clarified:") for q in state.get("tried_queries") or [])
+
+
+def clarify(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) -> Update:
+    """Review point `clarify`: nothing relevant was found, so ask the user; resume with the
+    clarification (`{"action": "edit", "value": "..."}` or a plain string), or
+    `{"action": "reject"}` to answer with a caveat instead."""
+    reply = _review(
+        "clarify",
+        {"question": state["question"], "message": "I found nothing relevant. Can you say more?"},
+    )
+    extra = str(reply.get("value") or "").strip()
+    if reply["action"] == "reject" or not extra:
+        return {"next_step": "generate_answer", "stop_reason": "no_progress"}
+    return {
+        "question": f"{state['question']} {extra}",
+        "tried_queries": ["clarified:" + extra],
+        "seen_results": [],
+        "next_step": "rewrite_query",
+    }
 
 
 def generate_answer(
-    state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]
-) -> NodeBody:
-    """Write a grounded answer in which every claim cites chunk ids."""
+    state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
+) -> Update | RoleCall:
+    """Write a grounded answer in which every claim cites chunk ids.
+
+    Review point `passages`: the run pauses with the passages; resume with `{"action":
+    "approve"}` or `{"action": "edit", "value": [chunk ids to keep]}`."""
     chunks = _chunks(state.get("relevant") or [])
     if not chunks and state.get("stop_reason"):
         chunks = _chunks((state.get("chunks") or [])[:3])  # best effort, flagged by the caveat
+    if chunks and _reviews(deps, runtime, "passages") and not state.get("verdicts"):
+        reply = _review("passages", {"question": state["question"],
+                                     "passages": [c.to_dict() for c in chunks]})  # fmt: skip
+        if reply["action"] == "edit" and isinstance(reply.get("value"), list):
+            keep = set(reply["value"])
+            chunks = [c for c in chunks if c.id in keep]
     if not chunks:
-        return {"draft": Draft(text=NO_ANSWER).to_dict()}
+        return {"draft": Draft(text=NO_ANSWER).to_dict(), "relevant": []}
     verdicts = state.get("verdicts") or []
     feedback = ""
     if verdicts and verdicts[-1]["unsupported"]:
         feedback = "These statements were not supported by the cited context; leave them out: " + (
             " | ".join(verdicts[-1]["unsupported"])
         )
-    answerer = ctx.roles.answerer
-    draft = yield Call(answerer.answer, answerer.aanswer, (_standalone(state), chunks, feedback))
-    return {"draft": draft.to_dict(), "relevant": [c.to_dict() for c in chunks]}
+
+    def drafted(draft: Draft) -> Update:
+        return {"draft": draft.to_dict(), "relevant": [c.to_dict() for c in chunks]}
+
+    answerer = deps.roles.answerer
+    return call(answerer.answer, _standalone(state, deps), chunks, feedback).then(drafted)
 
 
 def check_grounding(
-    state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]
-) -> NodeBody:
+    state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
+) -> Update | RoleCall:
     """Are the claims supported by the chunks they cite? Regenerate once, else drop them."""
     draft = _draft(state.get("draft") or Draft(text=NO_ANSWER).to_dict())
     chunks = _chunks(state.get("relevant") or [])
     if not draft.citations or not chunks:
         return {"next_step": "finalize"}
-    checker = ctx.roles.grounding
-    verdict: Verdict = yield Call(checker.check, checker.acheck, (draft, chunks))
-    verdicts = [
-        *(state.get("verdicts") or []),
-        {"grounded": verdict.grounded, "unsupported": list(verdict.unsupported)},
-    ]
-    update: dict[str, Any] = {"verdicts": verdicts, "next_step": "finalize"}
-    if verdict.grounded:
+
+    def checked(verdict: Verdict) -> Update:
+        verdicts = [
+            *(state.get("verdicts") or []),
+            {"grounded": verdict.grounded, "unsupported": list(verdict.unsupported)},
+        ]
+        update: Update = {"verdicts": verdicts, "next_step": "finalize"}
+        if verdict.grounded:
+            return update
+        same_again = len(verdicts) >= 2 and verdicts[-1] == verdicts[-2]
+        can_retry = (
+            state.get("regenerations", 0) < deps.max_regenerations
+            and exhausted_budget(state, deps) is None
+            and not same_again
+        )
+        if can_retry:
+            update.update(
+                next_step="generate_answer", regenerations=state.get("regenerations", 0) + 1
+            )
+        else:
+            update.update(draft=_drop_claims(draft, set(verdict.unsupported)).to_dict())
+            update["stop_reason"] = state.get("stop_reason") or "ungrounded"
         return update
-    same_again = len(verdicts) >= 2 and verdicts[-1] == verdicts[-2]
-    can_retry = (
-        state.get("regenerations", 0) < ctx.max_regenerations
-        and exhausted_budget(state, ctx) is None
-        and not same_again
-    )
-    if can_retry:
-        update.update(next_step="generate_answer", regenerations=state.get("regenerations", 0) + 1)
-    else:
-        update.update(draft=_drop_claims(draft, set(verdict.unsupported)).to_dict())
-        update["stop_reason"] = state.get("stop_reason") or "ungrounded"
-    return update
+
+    return call(deps.roles.grounding.check, draft, chunks).then(checked)
 
 
-def conversation(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]) -> NodeBody:
+def conversation(
+    state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
+) -> Update | RoleCall:
     """Answer from the thread itself (follow-ups about an earlier answer)."""
-    earlier = [m for m in (state.get("messages") or [])[:-1] if m["role"] == "assistant"]
+    earlier = [t for t in _history(state, deps) if t.role == "assistant"]
     if not earlier:
         return {"draft": Draft(text=DECLINE).to_dict()}
     chunks = [
-        Chunk(id=f"turn-{i}", source="conversation", text=m["content"], score=1.0)
-        for i, m in enumerate(earlier[-3:])
+        Chunk(id=f"turn-{i}", source="conversation", text=t.content, score=1.0)
+        for i, t in enumerate(earlier[-3:])
     ]
-    answerer = ctx.roles.answerer
-    draft = yield Call(answerer.answer, answerer.aanswer, (state["question"], chunks, ""))
-    return {"draft": Draft(text=draft.text).to_dict()}
+
+    def answered(draft: Draft) -> Update:
+        return {"draft": Draft(text=draft.text).to_dict()}
+
+    return call(deps.roles.answerer.answer, state["question"], chunks, "").then(answered)
 
 
-def decline(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]) -> NodeBody:
+def decline(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) -> Update:
     """Politely refuse what the documents cannot answer."""
     return {"draft": Draft(text=DECLINE).to_dict()}
-    yield  # pragma: no cover
 
 
-def summarize(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]) -> NodeBody:
+def summarize(
+    state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
+) -> Update | RoleCall:
     """Summarize the named document with the summarizer graph (as a subgraph)."""
-    source = _find_source(ctx, state.get("target") or state["question"])
-    if source is None or not ctx.summarizer:
+    tenant = _tenant(deps, runtime)
+    source = _find_source(deps, tenant, state.get("target") or state["question"])
+    if source is None or not deps.summarizer:
         return {"draft": Draft(text=NO_ANSWER).to_dict(), "stop_reason": "unknown_document"}
-    chunks = ctx.store.get_source(source, tenant=ctx.tenant)
+    chunks = deps.store.get_source(source, tenant=tenant)
     text = "\n\n".join(c.text for c in chunks)
     title = chunks[0].title if chunks else source
     payload = {"documents": [{"source": source, "title": title, "text": text}]}
-    summarizer = ctx.summarizer
-    result = yield Call(summarizer.invoke, summarizer.ainvoke, (payload,))
     citation = Citation(chunk_id=chunks[0].id, source=source, heading_path=chunks[0].heading_path)
-    return {"draft": Draft(text=result["summary"], citations=(citation,)).to_dict()}
+
+    def summarized(result: dict[str, Any]) -> Update:
+        return {"draft": Draft(text=result["summary"], citations=(citation,)).to_dict()}
+
+    return call(deps.summarizer.invoke, payload).then(summarized)
 
 
-def finalize(state: AssistantState, ctx: AssistantContext, runtime: Runtime[Any]) -> NodeBody:
-    """Assemble the answer, citations, caveat and usage; append the reply to the thread."""
+def finalize(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) -> Update:
+    """Assemble the answer, citations, caveat and usage; append the reply to the thread.
+
+    Review point `answer`: the run pauses with the draft; resume with `{"action": "approve"}`
+    or `{"action": "edit", "value": "the answer text to send"}`."""
     draft = _draft(state.get("draft") or Draft(text=NO_ANSWER).to_dict())
-    citations = draft.citations  # in marker order: [n] in the text is citations[n-1]
+    if _reviews(deps, runtime, "answer"):
+        reply = _review("answer", {"question": state["question"], "draft": draft.to_dict()})
+        if reply["action"] == "edit" and str(reply.get("value") or "").strip():
+            draft = Draft(text=str(reply["value"]).strip(), citations=draft.citations)
+    citations = [c.to_dict() for c in draft.citations]  # [n] in the text is citations[n-1]
     caveat = _caveat(state.get("stop_reason"))
-    usage = summarize_usage(state.get("usage_log") or [], ctx.price)
+    usage = summarize_usage(state.get("usage_log") or [], deps.price)
     usage["steps"] = state.get("steps", 0) + 1
-    update = {
-        "answer": draft.text,
-        "citations": [c.to_dict() for c in citations],
-        "caveat": caveat,
-        "engine": ctx.roles.engine,
-        "usage": usage,
-        "messages": [{"role": "assistant", "content": draft.text}],
-    }
+    engine = deps.roles.engine
+    reply_message = AIMessage(
+        content=draft.text,
+        id=f"answer-{state.get('run_id') or uuid.uuid4().hex[:16]}",
+        name="ragloom",
+        response_metadata={
+            "citations": citations, "engine": engine, "caveat": caveat,
+            "route": state.get("route"), "usage": usage,
+        },
+    )  # fmt: skip
     runtime.stream_writer(
-        {
-            "event": "final",
-            "answer": draft.text,
-            "citations": update["citations"],
-            "caveat": caveat,
-            "engine": ctx.roles.engine,
-        }
-    )
+        {"event": "final", "answer": draft.text, "citations": citations, "caveat": caveat,
+         "engine": engine}
+    )  # fmt: skip
     log.info(
         "assistant.answer",
         route=state.get("route"),
         citations=len(citations),
         caveat=bool(caveat),
-        engine=ctx.roles.engine,
+        engine=engine,
         llm_calls=usage["llm_calls"],
         tokens_in=usage["tokens_in"],
         tokens_out=usage["tokens_out"],
     )
-    return update
-    yield  # pragma: no cover
+    return {
+        "answer": draft.text,
+        "citations": citations,
+        "caveat": caveat,
+        "engine": engine,
+        "usage": usage,
+        "messages": [*_trimmed(state, deps), reply_message],
+        "open_turn": None,
+        "question": "",
+    }
+
+
+def _trimmed(state: AssistantState, deps: AssistantDeps) -> list[AnyMessage]:
+    """Removals that keep the thread's checkpoint at `deps.max_messages` (oldest first, whole
+    turns) once this turn's reply is added."""
+    messages = state.get("messages") or []
+    excess = len(messages) + 1 - deps.max_messages
+    if excess <= 0:
+        return []
+    cut = excess
+    while cut < len(messages) and not isinstance(messages[cut], HumanMessage):
+        cut += 1  # never start the kept thread with a reply
+    return [cast(AnyMessage, RemoveMessage(id=m.id)) for m in messages[:cut] if m.id]
+
+
+def _review(point: ReviewPoint, payload: dict[str, Any]) -> dict[str, Any]:
+    """Pause for a human (LangGraph `interrupt`); the resume value is normalised to
+    `{"action": "approve" | "edit" | "reject", "value": ...}` (a bare value means edit)."""
+    reply = interrupt({"review": point, **payload})
+    if isinstance(reply, dict) and reply.get("action") in ("approve", "edit", "reject"):
+        return reply
+    if reply is None or reply is True or reply == "approve":
+        return {"action": "approve"}
+    return {"action": "edit", "value": reply}
 
 
 # ---------------------------------------------------------------- routers
@@ -469,7 +580,14 @@ def after_rewrite(state: AssistantState) -> Literal["retrieve", "generate_answer
     return "generate_answer" if state.get("next_step") == "generate_answer" else "retrieve"
 
 
-def after_grading(state: AssistantState) -> Literal["generate_answer", "rewrite_query"]:
+def after_grading(state: AssistantState) -> Literal["generate_answer", "rewrite_query", "clarify"]:
+    step = state.get("next_step")
+    if step == "rewrite_query":
+        return "rewrite_query"
+    return "clarify" if step == "clarify" else "generate_answer"
+
+
+def after_clarify(state: AssistantState) -> Literal["generate_answer", "rewrite_query"]:
     return "rewrite_query" if state.get("next_step") == "rewrite_query" else "generate_answer"
 
 
@@ -504,13 +622,13 @@ def _drop_claims(draft: Draft, unsupported: set[str]) -> Draft:
     )
 
 
-def _find_source(ctx: AssistantContext, target: str) -> str | None:
+def _find_source(deps: AssistantDeps, tenant: str | None, target: str) -> str | None:
     """The ingested source whose path best matches the user's name for it."""
     from ragloom.tools.stores.base import tokenize
 
     wanted = set(tokenize(target))
     best, best_score = None, 0.0
-    for source in ctx.store.sources(tenant=ctx.tenant):
+    for source in deps.store.sources(tenant=tenant):
         have = set(tokenize(source))
         score = len(wanted & have) / (len(have) or 1)
         if target.strip() and target.strip() in source:
@@ -523,16 +641,23 @@ def _find_source(ctx: AssistantContext, target: str) -> str | None:
 # ---------------------------------------------------------------- graph
 
 
+def _count_step(state: AssistantState, update: Update) -> Update:
+    update.setdefault("steps", state.get("steps", 0) + 1)
+    return update
+
+
 def build_assistant_graph(
-    context: AssistantContext, *, checkpointer: Any = None
-) -> Any:
-    """Compile the assistant state machine over a run context (used by `build_assistant`)."""
+    deps: AssistantDeps, *, checkpointer: BaseCheckpointSaver[str] | None = None
+) -> CompiledStateGraph[AssistantState, AssistantContext, AssistantInput, AssistantOutput]:
+    """Compile the assistant state machine over its dependencies (the wiring module calls this;
+    tests call it with scripted roles)."""
     builder = StateGraph(
         AssistantState,
         context_schema=AssistantContext,
         input_schema=AssistantInput,
         output_schema=AssistantOutput,
     )
+    kit = NodeKit(deps, finish=_count_step)
     bodies = {
         "start_turn": start_turn,
         "route": route,
@@ -542,12 +667,13 @@ def build_assistant_graph(
         "rewrite_query": rewrite_query,
         "retrieve": retrieve,
         "grade_documents": grade_documents,
+        "clarify": clarify,
         "generate_answer": generate_answer,
         "check_grounding": check_grounding,
         "finalize": finalize,
     }
     for name, body in bodies.items():
-        builder.add_node(name, _node(name, body, context))
+        builder.add_node(name, kit.node(name, body))
     builder.add_edge(START, "start_turn")
     builder.add_edge("start_turn", "route")
     builder.add_conditional_edges("route", after_route)
@@ -557,79 +683,49 @@ def build_assistant_graph(
     builder.add_conditional_edges("rewrite_query", after_rewrite)
     builder.add_edge("retrieve", "grade_documents")
     builder.add_conditional_edges("grade_documents", after_grading)
+    builder.add_conditional_edges("clarify", after_clarify)
     builder.add_edge("generate_answer", "check_grounding")
     builder.add_conditional_edges("check_grounding", after_grounding)
     builder.add_edge("finalize", END)
     graph = builder.compile(checkpointer=checkpointer, name="ragloom-assistant")
-    return graph.with_config(recursion_limit=max(25, 2 * context.budget.max_steps + 10))
+    return graph.with_config(recursion_limit=max(25, 2 * deps.budget.max_steps + 10))  # type: ignore[return-value]
 
 
 def build_assistant(
-    settings: Any = None,
+    settings: Settings | None = None,
     *,
-    store: Any = None,
-    llm: Any = None,
-    checkpointer: Any = None,
-    embedder: Any = None,
-    roles: Any = None,
-    summarizer: Any = None,
+    store: ChunkStore | None = None,
+    llm: LLMGateway | BaseChatModel | None = None,
+    embedder: Embedder | None = None,
+    checkpointer: BaseCheckpointSaver[str] | None = None,
+    persist: bool = True,
     tenant: str | None = None,
-    clock: Callable[[], float] | None = None,
-) -> Any:
+) -> CompiledStateGraph[AssistantState, AssistantContext, AssistantInput, AssistantOutput]:
     """A compiled LangGraph assistant: cited answers over your documents, with memory.
 
-    Defaults come from `settings` (read from the environment when None): the embedded store,
-    the SQLite checkpointer, and the engine settings pick (`openai` when a key or base URL is
-    set, else `extractive`). Pass `llm` (an `LLMGateway`, or any LangChain chat model) to use a
-    model explicitly, `roles` to supply agent roles yourself, `checkpointer=False` for no
-    memory. Nothing connects at import; calling this opens the store and checkpointer.
+    Everything not passed comes from `settings` (read from the environment, `.env` and
+    `ragloom.toml` when None) through the wiring module: the embedded store, the SQLite
+    checkpointer, and the engine settings pick (`openai` when a key or base URL is set, else
+    `extractive`). `llm` is an `LLMGateway` or any LangChain chat model; `store` brings its own
+    embedder; `persist=False` compiles without a checkpointer. Nothing connects at import; this
+    call opens the store and checkpointer (use `ragloom.graphs.wiring.Wiring` as a context
+    manager to close them).
 
-    Use: `graph.invoke({"question": "..."}, {"configurable": {"thread_id": "t1"}})`.
+    Use: `graph.invoke({"messages": [("user", "...")]}, {"configurable": {"thread_id": "t1"}})`
+    or the shorthand `{"question": "..."}`.
     """
-    from ragloom.core.settings import load_settings
+    from ragloom.graphs.wiring import Wiring
 
-    settings = settings or load_settings()
-    if store is None:
-        from ragloom.core.embedders import build_embedder
-        from ragloom.tools.stores import build_store
-
-        embedder = embedder or build_embedder(settings)
-        store = build_store(settings, embedder)
-    if roles is None:
-        from ragloom.agents.factory import assistant_roles
-
-        roles = assistant_roles(settings, llm=llm, embedder=embedder)
-    if summarizer is None:
-        from ragloom.graphs.summarizer import build_summarizer
-
-        summarizer = build_summarizer(settings, llm=llm, checkpointer=False)
-    if checkpointer is None:
-        from ragloom.graphs.checkpointers import build_checkpointer
-
-        checkpointer = build_checkpointer(settings.checkpointer)
-    context = AssistantContext(
-        store=store,
-        roles=roles,
-        budget=settings.budget,
-        retrieval=settings.retrieval,
-        summarizer=summarizer,
-        tenant=tenant if tenant is not None else settings.store.tenant,
-        price=_pricer(getattr(roles, "model", None)),
-    )
-    if clock is not None:
-        context.clock = clock
-    return build_assistant_graph(context, checkpointer=checkpointer or None)
+    wiring = Wiring(settings, store=store, llm=llm, embedder=embedder, checkpointer=checkpointer)
+    return wiring.assistant(persist=persist, tenant=tenant)
 
 
-def _pricer(model: str | None) -> Callable[[int, int], float | None] | None:
-    """Token price of the roles' model (None without a model, or a model without a price)."""
-    if model is None:
-        return None
-    from ragloom.core.pricing import cost_usd
+async def make_assistant() -> (
+    CompiledStateGraph[AssistantState, AssistantContext, AssistantInput, AssistantOutput]
+):
+    """Entry for `langgraph.json`: LangGraph's server supplies persistence. Built once per
+    process, in a worker thread (opening the store and loading a model block)."""
+    from ragloom.graphs.wiring import platform_wiring
 
-    return functools.partial(cost_usd, model)
-
-
-def make_assistant() -> Any:
-    """Entry for `langgraph.json`: the LangGraph server supplies its own checkpointer."""
-    return build_assistant(checkpointer=False)
+    wiring = await asyncio.to_thread(platform_wiring)
+    return wiring.assistant(persist=False)

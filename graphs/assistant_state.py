@@ -1,20 +1,31 @@
-"""State, input, output and run context of the assistant graph.
+"""State, input, output, run context and dependencies of the assistant graph.
 
-State is data (ids, text, scores, citations, counters) so any checkpointer can store it; the
-store, roles and clock live in `AssistantContext`, read by nodes through `Runtime`.
+- `AssistantState` is data only (ids, text, scores, citations, counters), so any checkpointer
+  stores it. The conversation is `messages`: LangChain messages with `add_messages`, as every
+  LangGraph client (SDK, Studio, Agent Chat UI) sends and renders them.
+- `AssistantContext` is the per-run context (`context_schema`): plain, optional values a caller
+  or LangGraph's server may pass as a dict (`invoke(..., context={"tenant": "acme"})`).
+- `AssistantDeps` holds what is not data (store, roles, clock, ...). The wiring module
+  (`ragloom.graphs.wiring`) builds it and binds it to the nodes when the graph is compiled.
 """
 
 from __future__ import annotations
 
-import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
 
 from ragloom.agents.factory import AssistantRoles
 from ragloom.core.settings import BudgetSettings, RetrievalSettings
 from ragloom.tools.stores.base import ChunkStore
+
+ReviewPoint = Literal["query", "passages", "answer", "clarify"]
+REVIEW_POINTS: tuple[ReviewPoint, ...] = ("query", "passages", "answer", "clarify")
 
 
 def replace(_old: Any, new: Any) -> Any:
@@ -29,15 +40,19 @@ def extend_or_reset(old: list[Any] | None, new: list[Any] | None) -> list[Any]:
     return [*(old or []), *new]
 
 
-class AssistantInput(TypedDict):
-    """What a caller sends: one question (the thread comes from `thread_id`)."""
+class AssistantInput(TypedDict, total=False):
+    """What a caller sends: LangChain messages (the newest human message is the question), or
+    `question` as a shorthand. The thread comes from `config["configurable"]["thread_id"]`."""
 
+    messages: Annotated[list[AnyMessage], add_messages]
     question: str
 
 
 class AssistantOutput(TypedDict, total=False):
-    """What a caller gets back."""
+    """What a caller gets back: the thread's messages (the last is the cited answer, an
+    `AIMessage`) and the same answer as plain keys."""
 
+    messages: Annotated[list[AnyMessage], add_messages]
     answer: str
     citations: list[dict[str, Any]]
     engine: str
@@ -47,8 +62,11 @@ class AssistantOutput(TypedDict, total=False):
 
 
 class AssistantState(TypedDict, total=False):
-    # the thread: kept across turns
-    messages: Annotated[list[dict[str, Any]], operator.add]
+    """The whole state: the thread (`messages`) plus the current turn's working data."""
+
+    # the thread: kept across turns (bounded by deps.max_messages)
+    messages: Annotated[list[AnyMessage], add_messages]
+    open_turn: str | None  # id of the human message whose turn has not finished
     # the current turn
     run_id: str
     question: str
@@ -79,15 +97,32 @@ class AssistantState(TypedDict, total=False):
 
 @dataclass
 class AssistantContext:
-    """Run context: everything a node needs that is not data."""
+    """Per-run options (LangGraph's `context_schema`); every field is optional data.
+
+    - `tenant`: whose documents to search (default: the one the graph was built for)
+    - `review`: human-in-the-loop review points for this run (see docs/human-in-the-loop.md):
+      `query` (approve/edit the search query), `passages` (approve/drop retrieved passages),
+      `answer` (approve/edit the draft), `clarify` (ask the user when nothing relevant is found)
+    """
+
+    tenant: str | None = None
+    review: list[ReviewPoint] = field(default_factory=list)
+
+
+@dataclass
+class AssistantDeps:
+    """What the nodes need that is not data, bound when the graph is compiled."""
 
     store: ChunkStore
     roles: AssistantRoles
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
-    summarizer: Any = None  # a compiled summarizer graph, used for the `summarize` route
+    summarizer: Any = None  # a compiled summarizer graph, for the `summarize` route
     tenant: str | None = None
+    review: tuple[ReviewPoint, ...] = ()  # review points on for every run
     min_relevant: int = 1
     max_regenerations: int = 1
+    max_messages: int = 100  # messages kept in a thread's checkpoint (older ones are removed)
+    history_turns: int = 6  # earlier turns the roles see
     clock: Callable[[], float] = time.monotonic
     price: Callable[[int, int], float | None] | None = None

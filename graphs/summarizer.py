@@ -12,35 +12,41 @@ saved, so a run that fails half-way resumes with `invoke(None, config)` (same `t
 redoes only the chunks that had not finished. Sections keep their headings, so the reduce step
 writes an overview plus key points per section.
 
-Roles (map and reduce summarizers, extractive or DSPy) live in the run context, never in state.
+Roles (map and reduce summarizers, extractive or DSPy) live in `SummarizerDeps`, never in state;
+nodes are written once with the node kit and run under `invoke` and `ainvoke`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
-from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from ragloom.agents.extractive.text import clean_markup
-from ragloom.agents.factory import SummarizerRoles
 from ragloom.agents.roles import SectionSummary
 from ragloom.core.documents import Document
-from ragloom.core.errors import ConfigError, IngestError
+from ragloom.core.errors import IngestError
+from ragloom.graphs.nodes import NodeKit, RoleCall, Update, call
 from ragloom.graphs.summarizer_state import (
     MapTask,
-    SummarizerContext,
+    SummarizerDeps,
     SummarizerInput,
     SummarizerOutput,
     SummarizerState,
 )
-from ragloom.graphs.usage import metered
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.graph.state import CompiledStateGraph
+
+    from ragloom.core.llm import LLMGateway
+    from ragloom.core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -77,11 +83,10 @@ def expand_paths(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
     return found
 
 
-def load(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
+def load(state: SummarizerState, deps: SummarizerDeps, runtime: Runtime[Any]) -> Update:
     """Read the named files and folders; bad files are reported in `errors` and skipped."""
     from ragloom.tools.ingest.loaders import load_document
 
-    ctx = _context(runtime)
     documents = [dict(d) for d in state.get("documents") or []]
     errors: list[dict[str, Any]] = []
     for path, source in expand_paths(state.get("paths") or []):
@@ -101,7 +106,7 @@ def load(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
         "paths": [],
         "errors": errors,
         "sources": [d["source"] for d in documents],
-        "started_at": ctx.clock(),
+        "started_at": deps.clock(),
         "length": state.get("length") or "medium",
         "partials": None,
         "usage_log": None,
@@ -128,17 +133,16 @@ def _heading_path(title: str, heading_path: Sequence[str]) -> tuple[str, ...]:
     return path or ("Document",)
 
 
-def split(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
+def split(state: SummarizerState, deps: SummarizerDeps, runtime: Runtime[Any]) -> Update:
     """Token-sized, heading-aware chunks of every document, each with its section name."""
     from ragloom.tools.ingest.chunking import split_document
 
-    ctx = _context(runtime)
     rows: list[dict[str, Any]] = []
     for data in state.get("loaded") or []:
         if not str(data.get("text", "")).strip():
             continue
         doc = _to_document(data)
-        for chunk in split_document(doc, ctx.chunk_tokens, ctx.chunk_overlap):
+        for chunk in split_document(doc, deps.chunk_tokens, deps.chunk_overlap):
             path = _heading_path(clean_markup(doc.title), chunk.heading_path)
             rows.append(
                 {"index": len(rows), "id": chunk.id, "source": chunk.source, "text": chunk.text,
@@ -159,20 +163,19 @@ def _name_sections(rows: list[dict[str, Any]]) -> None:
         row["section"] = " > ".join(path[:depth])
 
 
-def plan(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
+def plan(state: SummarizerState, deps: SummarizerDeps, runtime: Runtime[Any]) -> Update:
     """Pick stuff, map-reduce or tree from the token budget of one call."""
-    ctx = _context(runtime)
     rows = state.get("chunk_data") or []
     total = sum(r["tokens"] for r in rows)
     predicted = len(rows) * MAP_OUTPUT_TOKENS[state.get("length") or "medium"]
-    if total <= ctx.token_budget:
+    if total <= deps.token_budget:
         strategy = "stuff"
-    elif predicted <= ctx.token_budget:
+    elif predicted <= deps.token_budget:
         strategy = "map-reduce"
     else:
         strategy = "tree"
     log.info("summarize.plan", strategy=strategy, chunks=len(rows), tokens=total,
-             budget=ctx.token_budget)  # fmt: skip
+             budget=deps.token_budget)  # fmt: skip
     return {"strategy": strategy, "total_tokens": total}
 
 
@@ -194,31 +197,19 @@ def after_plan(state: SummarizerState) -> list[Send] | Literal["reduce", "finali
 # ---------------------------------------------------------------- map and collapse
 
 
-def _partial(task: MapTask, summary: str, record: dict[str, Any]) -> dict[str, Any]:
-    entry = {
-        "level": task["level"], "index": task["index"], "heading": task["heading"],
-        "section": task["section"], "summary": summary.strip(),
-        "tokens": _count_tokens(summary),
-    }  # fmt: skip
-    return {"partials": [entry], "usage_log": [record]}
-
-
-def _map_node(name: str, default: SummarizerContext | None) -> RunnableCallable:
+def summarize_task(task: MapTask, deps: SummarizerDeps, runtime: Runtime[Any]) -> RoleCall:
     """One map (or collapse) task: summarize a chunk or a group of partial summaries."""
 
-    def run(task: MapTask, runtime: Runtime[Any]) -> dict[str, Any]:
-        roles = _context(runtime, default).roles
-        with structlog.contextvars.bound_contextvars(node=name), metered(name) as record:
-            summary = roles.map.summarize(task["text"], task["heading"], task["length"])
-        return _partial(task, summary, record)
+    def done(summary: str) -> Update:
+        entry = {
+            "level": task["level"], "index": task["index"], "heading": task["heading"],
+            "section": task["section"], "summary": summary.strip(),
+            "tokens": _count_tokens(summary),
+        }  # fmt: skip
+        return {"partials": [entry]}
 
-    async def arun(task: MapTask, runtime: Runtime[Any]) -> dict[str, Any]:
-        roles = _context(runtime, default).roles
-        with structlog.contextvars.bound_contextvars(node=name), metered(name) as record:
-            summary = await roles.map.asummarize(task["text"], task["heading"], task["length"])
-        return _partial(task, summary, record)
-
-    return RunnableCallable(run, arun, name=name, trace=False)
+    role = deps.roles.map
+    return call(role.summarize, task["text"], task["heading"], task["length"]).then(done)
 
 
 def collect(state: SummarizerState) -> dict[str, Any]:
@@ -260,9 +251,16 @@ def group_partials(entries: Sequence[dict[str, Any]], budget: int) -> list[list[
     return groups
 
 
-def after_collect(state: SummarizerState, runtime: Runtime[Any]) -> list[Send] | Literal["reduce"]:
+def _after_collect(deps: SummarizerDeps) -> Callable[[SummarizerState], list[Send] | str]:
+    def route(state: SummarizerState) -> list[Send] | str:
+        return after_collect(state, deps)
+
+    return route
+
+
+def after_collect(state: SummarizerState, deps: SummarizerDeps) -> list[Send] | Literal["reduce"]:
     """Reduce when the top level fits one call; else collapse it one level (tree)."""
-    ctx = _context(runtime)
+    ctx = deps
     entries = top_level(state.get("partials") or [])
     tokens = sum(e["tokens"] + _count_tokens(e["heading"]) + 4 for e in entries)
     level = entries[0]["level"] if entries else 0
@@ -299,29 +297,20 @@ def _title(state: SummarizerState) -> str:
     return f"{len(documents)} documents"
 
 
-def _reduce_node(default: SummarizerContext | None) -> RunnableCallable:
-    def run(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
-        roles = _context(runtime, default).roles
-        sections = sections_for_reduce(state)
-        length = state.get("length") or "medium"
-        with structlog.contextvars.bound_contextvars(node="reduce"), metered("reduce") as record:
-            summary = roles.reduce.combine(_title(state), sections, length)
-        return {"summary": summary.strip(), "usage_log": [record]}
+def reduce(state: SummarizerState, deps: SummarizerDeps, runtime: Runtime[Any]) -> RoleCall:
+    """Combine the sections (or the top level of partial summaries) into the summary."""
 
-    async def arun(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
-        roles = _context(runtime, default).roles
-        sections = sections_for_reduce(state)
-        length = state.get("length") or "medium"
-        with structlog.contextvars.bound_contextvars(node="reduce"), metered("reduce") as record:
-            summary = await roles.reduce.acombine(_title(state), sections, length)
-        return {"summary": summary.strip(), "usage_log": [record]}
+    def done(summary: str) -> Update:
+        return {"summary": summary.strip()}
 
-    return RunnableCallable(run, arun, name="reduce", trace=False)
+    length = state.get("length") or "medium"
+    role = deps.roles.reduce
+    return call(role.combine, _title(state), sections_for_reduce(state), length).then(done)
 
 
-def finalize(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
+def finalize(state: SummarizerState, deps: SummarizerDeps, runtime: Runtime[Any]) -> Update:
     """Totals: strategy actually used, chunk count, LLM calls, tokens, seconds, engine."""
-    ctx = _context(runtime)
+    ctx = deps
     usage = state.get("usage_log") or []
     partials = state.get("partials") or []
     levels = (max(p["level"] for p in partials) + 1) if partials else 0
@@ -346,111 +335,72 @@ def finalize(state: SummarizerState, runtime: Runtime[Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- graph
 
 
-def _context(runtime: Runtime[Any], default: SummarizerContext | None = None) -> SummarizerContext:
-    if runtime.context is not None:
-        return runtime.context  # type: ignore[no-any-return]
-    if default is None:
-        raise ConfigError("the summarizer graph needs its run context", setting="context")
-    return default
-
-
-def _with_default(fn: Callable[[Any, Runtime[Any]], Any], default: SummarizerContext) -> Any:
-    """Bind the build-time context for runs that pass none."""
-
-    def node(state: Any, runtime: Runtime[Any]) -> Any:
-        if runtime.context is None:
-            runtime = runtime.override(context=default)
-        return fn(state, runtime)
-
-    node.__name__ = fn.__name__
-    node.__doc__ = fn.__doc__
-    return node
-
-
-def build_summarizer_graph(context: SummarizerContext, *, checkpointer: Any = None) -> Any:
-    """Compile the summarizer state machine over a run context."""
-    builder = StateGraph(
-        SummarizerState,
-        context_schema=SummarizerContext,
-        input_schema=SummarizerInput,
-        output_schema=SummarizerOutput,
-    )
-    builder.add_node("load", _with_default(load, context))
-    builder.add_node("split", _with_default(split, context))
-    builder.add_node("plan", _with_default(plan, context))
-    builder.add_node("map", _map_node("map", context))
+def build_summarizer_graph(
+    deps: SummarizerDeps, *, checkpointer: BaseCheckpointSaver[str] | None = None
+) -> CompiledStateGraph[SummarizerState, None, SummarizerInput, SummarizerOutput]:
+    """Compile the summarizer state machine over its dependencies (the wiring module calls
+    this)."""
+    builder = StateGraph(SummarizerState, input_schema=SummarizerInput,
+                         output_schema=SummarizerOutput)  # fmt: skip
+    kit: NodeKit[SummarizerDeps] = NodeKit(deps)
+    builder.add_node("load", kit.node("load", load))
+    builder.add_node("split", kit.node("split", split))
+    builder.add_node("plan", kit.node("plan", plan))
+    builder.add_node("map", kit.node("map", summarize_task))
     builder.add_node("collect", collect)
-    builder.add_node("collapse", _map_node("collapse", context))
-    builder.add_node("reduce", _reduce_node(context))
-    builder.add_node("finalize", _with_default(finalize, context))
+    builder.add_node("collapse", kit.node("collapse", summarize_task))
+    builder.add_node("reduce", kit.node("reduce", reduce))
+    builder.add_node("finalize", kit.node("finalize", finalize))
     builder.add_edge(START, "load")
     builder.add_edge("load", "split")
     builder.add_edge("split", "plan")
     builder.add_conditional_edges("plan", after_plan, ["map", "reduce", "finalize"])
     builder.add_edge("map", "collect")
     builder.add_edge("collapse", "collect")
-    builder.add_conditional_edges(
-        "collect", _with_default(after_collect, context), ["collapse", "reduce"]
-    )
+    builder.add_conditional_edges("collect", _after_collect(deps), ["collapse", "reduce"])
     builder.add_edge("reduce", "finalize")
     builder.add_edge("finalize", END)
     return builder.compile(checkpointer=checkpointer, name="ragloom-summarizer")
 
 
-def _roles(
-    settings: Any, *, llm: Any, map_summarizer: Any, reduce_summarizer: Any
-) -> SummarizerRoles:
-    """The roles for the engine settings (and `llm`) pick; explicit map/reduce roles win."""
-    if map_summarizer is not None and reduce_summarizer is not None:
-        return SummarizerRoles(map_summarizer.engine, map_summarizer, reduce_summarizer)
-    from ragloom.agents.factory import summarizer_roles
-
-    roles = summarizer_roles(settings, llm=llm)
-    return SummarizerRoles(
-        roles.engine, map_summarizer or roles.map, reduce_summarizer or roles.reduce
-    )
-
-
 def build_summarizer(
-    settings: Any = None,
+    settings: Settings | None = None,
     *,
-    llm: Any = None,
-    map_summarizer: Any = None,
-    reduce_summarizer: Any = None,
-    checkpointer: Any = None,
+    llm: LLMGateway | BaseChatModel | None = None,
+    checkpointer: BaseCheckpointSaver[str] | None = None,
+    persist: bool = False,
     max_concurrency: int = 8,
     token_budget: int | None = None,
     chunk_tokens: int = 512,
     chunk_overlap: int = 0,
-    clock: Callable[[], float] | None = None,
-) -> Any:
+) -> CompiledStateGraph[SummarizerState, None, SummarizerInput, SummarizerOutput]:
     """A compiled LangGraph summarizer.
 
     The engine comes from `settings` (extractive with no key; DSPy modules through the gateway
     when a key or base URL is set, or when `llm`, an `LLMGateway` or a LangChain chat model, is
-    given); `map_summarizer` / `reduce_summarizer` override the roles. `token_budget` is what
-    one call may read (default: 8,000 tokens for an LLM, 32,000 for the extractive engine).
-    Pass a checkpointer to make runs resumable (then give a `thread_id`); None or False
-    compiles without one.
+    given). `token_budget` is what one call may read (default: 8,000 tokens for an LLM, 32,000
+    for the extractive engine). With `persist` (the settings' checkpointer, or `checkpointer`)
+    runs are resumable: give a `thread_id`.
 
     Use: `graph.invoke({"paths": ["docs/"], "length": "medium"})` or `await graph.ainvoke(...)`
     (async runs map tasks concurrently, at most `max_concurrency` at once).
     """
-    from ragloom.core.settings import load_settings
+    from ragloom.graphs.wiring import Wiring
 
-    settings = settings or load_settings()
-    roles = _roles(
-        settings, llm=llm, map_summarizer=map_summarizer, reduce_summarizer=reduce_summarizer
-    )
-    budget = token_budget or DEFAULT_BUDGET.get(roles.engine, DEFAULT_BUDGET["openai"])
-    context = SummarizerContext(
-        roles=roles, token_budget=budget, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
-        clock=clock or time.time,
+    wiring = Wiring(settings, llm=llm, checkpointer=checkpointer)
+    return wiring.summarizer(
+        persist=persist or checkpointer is not None, token_budget=token_budget,
+        chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, max_concurrency=max_concurrency,
     )  # fmt: skip
-    graph = build_summarizer_graph(context, checkpointer=checkpointer or None)
-    return graph.with_config(max_concurrency=max_concurrency, recursion_limit=64)
 
 
-def make_summarizer() -> Any:
-    """Entry for `langgraph.json`: the LangGraph server supplies its own checkpointer."""
-    return build_summarizer(checkpointer=False)
+async def make_summarizer() -> (
+    CompiledStateGraph[SummarizerState, None, SummarizerInput, SummarizerOutput]
+):
+    """Entry for `langgraph.json`: LangGraph's server supplies persistence."""
+    import asyncio
+
+    from ragloom.graphs.wiring import platform_wiring
+
+    wiring = await asyncio.to_thread(platform_wiring)
+    return wiring.summarizer()

@@ -2,7 +2,7 @@
 
 State is data (chunk dicts, partial summaries, counters) so any checkpointer can store it, and
 every list key says how concurrent writes combine: map tasks run in parallel and each appends
-its partial summary. The roles live in `SummarizerContext`, read by nodes through `Runtime`.
+its partial summary. The roles live in `SummarizerDeps`, bound to the nodes by the node kit.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
+
+from typing_extensions import TypedDict
 
 from ragloom.agents.factory import SummarizerRoles
 
@@ -95,8 +97,9 @@ class SummarizerState(TypedDict, total=False):
 
 
 @dataclass
-class SummarizerContext:
-    """Run context: the roles and the sizes that drive the plan."""
+class SummarizerDeps:
+    """What the nodes need that is not data (bound when the graph is compiled): the roles and
+    the sizes that drive the plan."""
 
     roles: SummarizerRoles
     token_budget: int = 8_000  # input tokens one map/reduce call may take

@@ -57,7 +57,7 @@ def evaluate_answers(
     from ragloom.prompts.metrics import citation_hit, token_f1
     from ragloom.tools.evaluation import load_questions
 
-    graph = build_assistant(settings, store=store, checkpointer=False, summarizer=False)
+    graph = build_assistant(settings, store=store, persist=False)
     questions = load_questions(dataset_dir)[:limit]
     judge = _Judges(settings) if settings.resolved_engine == "openai" else None
     f1s: list[float] = []
@@ -194,7 +194,7 @@ def evaluate_summaries(
 
     metrics = ("rouge1", "rouge2", "rougeL")
     scorer = rouge_scorer.RougeScorer(list(metrics), use_stemmer=True)
-    graph = build_summarizer(settings, checkpointer=False)
+    graph = build_summarizer(settings, persist=False)
     pages = sorted((Path(dataset_dir) / "corpus" / "library").glob("*.rst"))[:limit]
     scores: dict[str, dict[str, list[float]]] = {
         name: {m: [] for m in metrics} for name in ("summarizer", "lead_k")

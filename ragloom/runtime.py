@@ -1,12 +1,19 @@
-"""Building the product from settings at the edge (CLI, server): logging, store, assistant."""
+"""The surfaces' start-up (CLI, server): read settings once, configure logging, and open the
+product through the wiring module (`ragloom.graphs.wiring`), closed on exit."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragloom.core.settings import Settings, load_settings
+from ragloom.graphs.wiring import Wiring
+
+if TYPE_CHECKING:
+    from langgraph.graph.state import CompiledStateGraph
+
+    from ragloom.tools.stores.base import ChunkStore
 
 
 def setup(settings: Settings | None = None) -> Settings:
@@ -23,24 +30,23 @@ def setup(settings: Settings | None = None) -> Settings:
 
 
 @contextmanager
-def open_store(settings: Settings | None = None) -> Iterator[Any]:
-    """The configured store (with its embedder), closed on exit."""
-    from ragloom.core.embedders import build_embedder
-    from ragloom.tools.stores import build_store
-
-    settings = settings or setup()
-    store = build_store(settings, build_embedder(settings))
-    try:
-        yield store
-    finally:
-        store.close()
+def open_wiring(settings: Settings | None = None) -> Iterator[Wiring]:
+    """A wiring over the configured settings, closed on exit."""
+    with Wiring(settings or setup()) as wiring:
+        yield wiring
 
 
 @contextmanager
-def open_assistant(settings: Settings | None = None) -> Iterator[Any]:
-    """A ready assistant graph over the configured store and checkpointer."""
-    from ragloom.graphs.assistant import build_assistant
+def open_store(settings: Settings | None = None) -> Iterator[ChunkStore]:
+    """The configured store (with its embedder), closed on exit."""
+    with open_wiring(settings) as wiring:
+        yield wiring.store
 
-    settings = settings or setup()
-    with open_store(settings) as store:
-        yield build_assistant(settings, store=store)
+
+@contextmanager
+def open_assistant(
+    settings: Settings | None = None, *, persist: bool = True
+) -> Iterator[CompiledStateGraph[Any, Any, Any, Any]]:
+    """A ready assistant graph over the configured store and checkpointer, closed on exit."""
+    with open_wiring(settings) as wiring:
+        yield wiring.assistant(persist=persist)

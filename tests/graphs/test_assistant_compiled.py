@@ -56,7 +56,7 @@ def env(tmp_path: Path):
 
 
 def _graph_score(settings: Settings, devset: list[Any]) -> list[float]:
-    graph = build_assistant(settings, store=FactStore(), summarizer=False, checkpointer=False)
+    graph = build_assistant(settings, store=FactStore(), persist=False)
     scores = []
     for example in devset:
         result = graph.invoke({"question": example.question})

@@ -8,13 +8,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from ragloom.core.settings import BudgetSettings
 from ragloom.graphs.assistant import build_assistant_graph
-from ragloom.graphs.assistant_state import AssistantContext
+from ragloom.graphs.assistant_state import AssistantDeps
 from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 
 
 def _graph(script: Script, **ctx: object):
     roles = scripted_roles(script)
-    context = AssistantContext(store=ListStore(sample_chunks()), roles=roles, **ctx)  # type: ignore[arg-type]
+    context = AssistantDeps(store=ListStore(sample_chunks()), roles=roles, **ctx)  # type: ignore[arg-type]
     return build_assistant_graph(context, checkpointer=InMemorySaver())
 
 
@@ -78,7 +78,7 @@ def test_thread_keeps_history_and_async_path_matches() -> None:
     second = graph.invoke({"question": "and hex?"}, config)
     assert first["answer"] == second["answer"]
     messages = graph.get_state(config).values["messages"]
-    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert [m.type for m in messages] == ["human", "ai", "human", "ai"]
 
 
 def test_decline_route() -> None:

@@ -22,7 +22,7 @@ def _assistant(server: OpenAICompatibleServer, tmp_path: Path, **settings_overri
     settings = make_test_settings(tmp_path, base_url=server.base_url)
     if settings_overrides:
         settings = settings.model_copy(update=settings_overrides)
-    return build_assistant(settings, store=ListStore(sample_chunks()), summarizer=False)
+    return build_assistant(settings, store=ListStore(sample_chunks()))
 
 
 def test_answers_with_citations_and_usage(tmp_path: Path) -> None:
@@ -145,8 +145,7 @@ def test_any_langchain_chat_model_can_drive_the_roles(tmp_path: Path) -> None:
     with OpenAICompatibleServer(llm) as server:
         chat = ChatOpenAI(model="plain-model", base_url=server.base_url, api_key="k")
         settings = make_test_settings(tmp_path)  # no base URL: the engine comes from `llm`
-        graph = build_assistant(settings, store=ListStore(sample_chunks()), llm=chat,
-                                summarizer=False)
+        graph = build_assistant(settings, store=ListStore(sample_chunks()), llm=chat)
         out = graph.invoke({"question": "octal?"}, CONFIG)
     assert out["engine"] == "openai" and out["citations"]
     assert {r.json["model"] for r in server.chat_requests()} == {"plain-model"}
@@ -157,4 +156,4 @@ def test_a_wrong_llm_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="llm"):
         build_assistant(make_test_settings(tmp_path), store=ListStore(sample_chunks()),
-                        llm="gpt-4o", summarizer=False)
+                        llm="gpt-4o")

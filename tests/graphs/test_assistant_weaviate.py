@@ -52,7 +52,7 @@ def test_cited_answers_from_weaviate_per_tenant(weaviate_env, tmp_path: Path) ->
     settings = load_settings()
     with open_store(settings) as store:
         for tenant, expected in (("acme", "0o17"), ("beta", "leading 0o prefix")):
-            graph = build_assistant(settings, store=store, tenant=tenant, summarizer=False)
+            graph = build_assistant(settings, store=store, tenant=tenant)
             out = graph.invoke(
                 {"question": "How do I write octal literals?"},
                 {"configurable": {"thread_id": tenant}},

@@ -18,7 +18,7 @@ import pytest
 from ragloom.core.errors import ConfigError
 from ragloom.core.settings import CheckpointerSettings
 from ragloom.graphs.assistant import build_assistant_graph
-from ragloom.graphs.assistant_state import AssistantContext
+from ragloom.graphs.assistant_state import AssistantDeps
 from ragloom.graphs.checkpointers import ThreadSqliteSaver, build_checkpointer
 from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 
@@ -29,11 +29,11 @@ ASK = textwrap.dedent(
     import sys
     sys.path.insert(0, {repo!r})
     from ragloom.graphs.assistant import build_assistant_graph
-    from ragloom.graphs.assistant_state import AssistantContext
+    from ragloom.graphs.assistant_state import AssistantDeps
     from ragloom.graphs.checkpointers import ThreadSqliteSaver
     from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 
-    context = AssistantContext(
+    context = AssistantDeps(
         store=ListStore(sample_chunks()), roles=scripted_roles(Script(rewrites=["octal literals"]))
     )
     graph = build_assistant_graph(context, checkpointer=ThreadSqliteSaver.from_path(sys.argv[1]))
@@ -45,7 +45,7 @@ ASK = textwrap.dedent(
 
 
 def _graph(checkpointer):
-    context = AssistantContext(
+    context = AssistantDeps(
         store=ListStore(sample_chunks()), roles=scripted_roles(Script(rewrites=["octal literals"]))
     )
     return build_assistant_graph(context, checkpointer=checkpointer)
@@ -129,7 +129,7 @@ def test_postgres_thread_persists_across_savers(postgres_url: str) -> None:
     second = _graph(build_checkpointer(settings))  # a new connection, as another process would
     asyncio.run(second.ainvoke({"question": "and hex?"}, config))
     messages = second.get_state(config).values["messages"]
-    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert [m.type for m in messages] == ["human", "ai", "human", "ai"]
 
 
 def test_postgres_unreachable_is_a_config_error() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import sys
@@ -25,6 +26,12 @@ def test_langgraph_json_entries_build_graphs(
     module = importlib.util.module_from_spec(module_spec)
     monkeypatch.setitem(sys.modules, module_spec.name, module)  # as LangGraph's loader does
     module_spec.loader.exec_module(module)
-    graph = getattr(module, factory)()
+    from ragloom.graphs.wiring import platform_wiring
+
+    platform_wiring.cache_clear()
+    made = getattr(module, factory)()
+    assert asyncio.iscoroutine(made)  # async: opening the store runs off the event loop
+    graph = asyncio.run(made)
+    platform_wiring.cache_clear()
     assert graph.checkpointer is None  # the LangGraph server brings its own
     assert "__start__" in graph.get_graph().nodes

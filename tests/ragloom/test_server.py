@@ -9,13 +9,13 @@ from fastapi.testclient import TestClient
 from langgraph.checkpoint.memory import InMemorySaver
 
 from ragloom.graphs.assistant import build_assistant_graph
-from ragloom.graphs.assistant_state import AssistantContext
+from ragloom.graphs.assistant_state import AssistantDeps
 from ragloom.server import create_app
 from tests.graphs.fakes import ListStore, Script, sample_chunks, scripted_roles
 
 
 def _client() -> TestClient:
-    context = AssistantContext(
+    context = AssistantDeps(
         store=ListStore(sample_chunks()), roles=scripted_roles(Script(rewrites=["octal literals"]))
     )
     return TestClient(create_app(build_assistant_graph(context, checkpointer=InMemorySaver())))

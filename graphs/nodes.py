@@ -1,0 +1,116 @@
+"""The node kit: one way to write a graph node that runs under `invoke` and `ainvoke`.
+
+A node body is a plain function `(state, deps, runtime) -> update`. When it needs a role (an
+LLM-backed or extractive agent, a store, a subgraph), it returns `call(role.method, *args)
+.then(next_step)` instead: the kit makes the call with the sync method under `invoke` and its
+async twin (`a` + the name, LangChain's convention) under `ainvoke`, then continues with
+`next_step(result)`, which returns the update (or another call). So each node's logic is written
+once, and reads which role it calls.
+
+The kit also binds log keys (`node`, `run_id`, `thread_id`), meters LLM calls and tokens per
+node (`usage_log`), and is built on LangGraph's and LangChain's public API only: a
+`RunnableLambda` with a sync and an async function, `get_runtime()` for the run context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import structlog
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.runtime import Runtime, get_runtime
+
+from ragloom.graphs.usage import metered
+
+DepsT = TypeVar("DepsT")
+Update = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RoleCall:
+    """A call a node body asks the kit to make: `method(*args)`, then `then(result)`."""
+
+    method: Callable[..., Any]
+    args: tuple[Any, ...]
+    then: Callable[[Any], Update | RoleCall]
+
+    def run(self) -> Any:
+        return self.method(*self.args)
+
+    async def arun(self) -> Any:
+        twin = _async_twin(self.method)
+        if twin is None:  # a sync-only dependency (e.g. a store search): run it as is
+            return self.method(*self.args)
+        return await twin(*self.args)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    method: Callable[..., Any]
+    args: tuple[Any, ...]
+
+    def then(self, step: Callable[[Any], Update | RoleCall]) -> RoleCall:
+        return RoleCall(self.method, self.args, step)
+
+
+def call(method: Callable[..., Any], *args: Any) -> _Pending:
+    """Ask the kit to call `method(*args)` (its `a`-twin under ainvoke); chain `.then(step)`."""
+    return _Pending(method, args)
+
+
+def _async_twin(method: Callable[..., Any]) -> Callable[..., Awaitable[Any]] | None:
+    owner = getattr(method, "__self__", None)
+    name = getattr(method, "__name__", "")
+    twin = getattr(owner, f"a{name}", None) if owner is not None else None
+    return twin if callable(twin) else None
+
+
+Body = Callable[[Any, DepsT, Runtime[Any]], "Update | RoleCall"]
+Finish = Callable[[Any, Update], Update]
+
+
+@dataclass(frozen=True)
+class NodeKit(Generic[DepsT]):
+    """Builds the nodes of one graph over its bound dependencies.
+
+    `finish(state, update)` runs on every node's update (e.g. the assistant counts steps).
+    """
+
+    deps: DepsT
+    finish: Finish | None = None
+
+    def node(self, name: str, body: Body[DepsT]) -> RunnableLambda[Any, Update]:
+        """A LangGraph node (sync and async) running `body` with log keys and usage metering."""
+
+        def run(state: Any, config: RunnableConfig) -> Update:
+            with _log_scope(name, state, config), metered(name) as record:
+                out = body(state, self.deps, get_runtime())
+                while isinstance(out, RoleCall):
+                    out = out.then(out.run())
+            return self._finish(state, out, record)
+
+        async def arun(state: Any, config: RunnableConfig) -> Update:
+            with _log_scope(name, state, config), metered(name) as record:
+                out = body(state, self.deps, get_runtime())
+                while isinstance(out, RoleCall):
+                    out = out.then(await out.arun())
+            return self._finish(state, out, record)
+
+        run.__name__ = arun.__name__ = name
+        run.__doc__ = arun.__doc__ = body.__doc__
+        return RunnableLambda(run, afunc=arun, name=name)
+
+    def _finish(self, state: Any, update: Update, record: dict[str, Any]) -> Update:
+        if "usage_log" not in update:
+            update["usage_log"] = [record]
+        return self.finish(state, update) if self.finish else update
+
+
+def _log_scope(name: str, state: Any, config: RunnableConfig) -> AbstractContextManager[None]:
+    """Bind `node`, `run_id` and `thread_id` to every log line inside a node."""
+    run_id = state.get("run_id") if isinstance(state, dict) else None
+    thread_id = (config.get("configurable") or {}).get("thread_id")
+    return structlog.contextvars.bound_contextvars(node=name, run_id=run_id, thread_id=thread_id)
