@@ -36,6 +36,7 @@ from langgraph.types import interrupt
 
 from ragloom.agents.roles import Draft, Turn, Verdict
 from ragloom.core.documents import Chunk, Citation
+from ragloom.core.usage import summarize_usage
 from ragloom.graphs.assistant_state import (
     AssistantContext,
     AssistantDeps,
@@ -45,7 +46,6 @@ from ragloom.graphs.assistant_state import (
     ReviewPoint,
 )
 from ragloom.graphs.nodes import NodeKit, RoleCall, Update, call
-from ragloom.graphs.usage import summarize_usage
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel

@@ -23,7 +23,7 @@ import structlog
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.runtime import Runtime, get_runtime
 
-from ragloom.graphs.usage import metered
+from ragloom.core.usage import metered
 
 DepsT = TypeVar("DepsT")
 Update = dict[str, Any]
