@@ -31,9 +31,11 @@ def _settings(store: Path | None = None, collection: str | None = None) -> Setti
 
 
 def _fail(exc: Exception) -> typer.Exit:
+    """Print `error: ...` on stderr (never parsed as markup: `[code]` and user text stay as is)."""
     from rich.console import Console
+    from rich.text import Text
 
-    Console(stderr=True).print(f"[red]error:[/red] {exc}")
+    Console(stderr=True).print(Text.assemble(("error:", "red"), " ", str(exc)))
     return typer.Exit(code=1)
 
 
@@ -46,16 +48,28 @@ def ingest(
     chunk_tokens: Annotated[int | None, typer.Option("--chunk-tokens", min=32)] = None,
     overlap: Annotated[int | None, typer.Option("--overlap", min=0)] = None,
     store: StoreOption = None,
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="Sources are named relative to this folder "
+                     "(default: the current directory); files outside keep their absolute path."),
+    ] = None,
     prune: Annotated[
-        bool, typer.Option("--prune", help="Delete stored sources these paths no longer hold.")
+        bool, typer.Option("--prune", help="Delete stored sources whose files vanished "
+                           "under the given paths.")
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Load, chunk, embed and store files; unchanged files are skipped."""
+    """Load, chunk, embed and store files; unchanged files are skipped.
+
+    Exit status: 0 every file ingested or unchanged; 2 some files failed (the rest went in);
+    1 nothing was ingested, or an error.
+    """
     from ragloom.core.errors import RagloomError
     from ragloom.tools.ingest import ingest_paths
     from ragloom.tools.stores import build_store
 
+    if root is not None and not root.is_dir():
+        raise _fail(ValueError(f"--root {root} is not a folder"))
     settings = _settings(store, collection)
     try:
         chunk_store = build_store(settings)
@@ -63,7 +77,7 @@ def ingest(
         raise _fail(exc) from exc
     try:
         report = ingest_paths(
-            paths, chunk_store, tenant=tenant or settings.store.tenant,
+            paths, chunk_store, root=root, tenant=tenant or settings.store.tenant,
             chunk_tokens=chunk_tokens or settings.retrieval.chunk_tokens,
             overlap=settings.retrieval.chunk_overlap if overlap is None else overlap,
             progress=not as_json, prune=prune,
@@ -74,27 +88,33 @@ def ingest(
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _print_report(report)
-    if report.failed and not report.ingested and not report.skipped_unchanged:
-        raise typer.Exit(code=1)
+    if report.exit_code:
+        raise typer.Exit(code=report.exit_code)
 
 
 def _print_report(report: Any) -> None:
+    """The summary line, notes and failure table; file names and reasons are plain text."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
-    console.print(
+    console.print(Text(
         f"files {report.files_seen}  ingested {report.ingested}  "
         f"skipped (unchanged) {report.skipped_unchanged}  removed {report.removed}  "
         f"failed {len(report.failed)}  "
         f"chunks {report.chunks_written} (embedded {report.chunks_embedded})  "
         f"{report.seconds:.1f}s ({report.seconds_embedding:.1f}s embedding)"
-    )
+    ))
+    for note in report.notes:
+        console.print(Text.assemble(("note:", "yellow"), " ", note))
     if report.failed:
         table = Table("file", "code", "reason", title="failed")
         for failure in report.failed:
-            table.add_row(failure.source, failure.code, failure.reason)
+            table.add_row(Text(failure.source), Text(failure.code), Text(failure.reason))
         console.print(table)
+        if report.ingested or report.skipped_unchanged:
+            console.print(Text("some files failed: exit status 2"))
 
 
 def search(
@@ -130,11 +150,15 @@ def search(
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table("#", "score", "source", "heading", "text")
     for rank, chunk in enumerate(chunks, 1):
         snippet = " ".join(chunk.text.split())[:160]
-        table.add_row(str(rank), f"{chunk.score or 0:.3f}", chunk.source, chunk.heading, snippet)
+        table.add_row(
+            str(rank), f"{chunk.score or 0:.3f}", Text(chunk.source), Text(chunk.heading),
+            Text(snippet),
+        )
     Console().print(table)
 
 

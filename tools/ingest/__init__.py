@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ragloom.tools.ingest.chunking import count_tokens, split_document
 from ragloom.tools.ingest.loaders import SUPPORTED_SUFFIXES, load_document
-from ragloom.tools.ingest.pipeline import FileFailure, IngestReport, ingest_paths
+from ragloom.tools.ingest.pipeline import FileFailure, IngestReport, ingest_paths, source_id
 
 __all__ = [
     "SUPPORTED_SUFFIXES", "FileFailure", "IngestReport", "count_tokens", "ingest_paths",
-    "load_document", "split_document",
+    "load_document", "source_id", "split_document",
 ]

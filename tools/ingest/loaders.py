@@ -103,9 +103,7 @@ def _read_bytes(path: Path, name: str, max_bytes: int) -> bytes:
     except IngestError:
         raise
     except PermissionError as exc:
-        raise IngestError(
-            f"cannot read file: permission denied ({exc.strerror})", path=name
-        ) from exc
+        raise IngestError("cannot read file: permission denied", path=name) from exc
     except FileNotFoundError as exc:
         reason = "broken symlink (its target is missing)" if path.is_symlink() else "no such file"
         raise IngestError(reason, path=name) from exc
