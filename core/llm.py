@@ -36,10 +36,10 @@ from ragloom.core.errors import (
     RagloomError,
 )
 from ragloom.core.logging import register_secret
+from ragloom.core.loops import PerLoop
 from ragloom.core.openai_clients import (
     DEFAULT_TRANSPORT,
     AsyncClientProxy,
-    LoopClients,
     Transport,
     async_http_client,
 )
@@ -161,7 +161,7 @@ class LLMGateway:
         self.transport = transport
         self._chat: BaseChatModel | None = None
         self._sync_client: Any = None
-        self.async_clients = LoopClients(self._new_async_client)
+        self.async_clients: PerLoop[Any] = PerLoop(self._new_async_client)
         if settings.api_key is not None:
             register_secret(settings.api_key.get_secret_value())
 
