@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err = Console(stderr=True)
@@ -21,15 +22,17 @@ def _config(thread: str | None) -> dict[str, Any]:
 def _print_answer(result: dict[str, Any]) -> None:
     console.print(result.get("answer", ""), markup=False, highlight=False)
     if result.get("caveat"):
-        console.print(f"[yellow]Note:[/yellow] {result['caveat']}")
+        console.print(f"[yellow]Note:[/yellow] {escape(str(result['caveat']))}")
     citations = result.get("citations") or []
     if citations:
         console.print("\n[bold]Sources[/bold]")
         for i, citation in enumerate(citations, 1):
             heading = " > ".join(citation.get("heading_path") or [])
             where = f"{citation['source']}" + (f" § {heading}" if heading else "")
-            console.print(f"  [{i}] {where}  [dim]({citation['chunk_id']})[/dim]", markup=True)
-    console.print(f"[dim]engine: {result.get('engine')}[/dim]")
+            console.print(
+                f"  \\[{i}] {escape(where)}  [dim]({escape(str(citation['chunk_id']))})[/dim]"
+            )
+    console.print(f"[dim]engine: {escape(str(result.get('engine')))}[/dim]")
 
 
 def stream_answer(graph: Any, question: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +44,7 @@ def stream_answer(graph: Any, question: str, config: dict[str, Any]) -> dict[str
     ):
         if mode == "updates":
             for node in chunk:
-                err.print(f"[dim]· {node}[/dim]")
+                err.print(f"[dim]· {escape(str(node))}[/dim]")
         elif mode == "messages":
             message, meta = chunk
             if meta.get("langgraph_node") == "generate_answer" and message.content:
@@ -83,7 +86,8 @@ def chat(
     from ragloom.runtime import open_assistant
 
     config = _config(thread)
-    console.print(f"[dim]thread {config['configurable']['thread_id']} — empty line quits[/dim]")
+    thread_id = escape(str(config["configurable"]["thread_id"]))
+    console.print(f"[dim]thread {thread_id} — empty line quits[/dim]")
     with open_assistant() as graph:
         while True:
             try:
