@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ragloom.agents.extractive import ExtractiveMapSummarizer
-from ragloom.agents.extractive.text import clean_markup, split_sentences
+from ragloom.core.text import clean_markup, split_sentences
 from ragloom.evaluation import lead, overview, reference_and_rest
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared/datasets/python-docs/corpus/library"

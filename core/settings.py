@@ -47,6 +47,13 @@ class EmbedderSettings(BaseModel):
     model: str = "text-embedding-3-small"
     dimensions: int = 384
     batch_size: int = Field(64, ge=1)
+    backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto", description="local model runtime: onnx (int8, fast) when installed, else torch"
+    )
+    quantize: bool = Field(True, description="onnx backend: int8 weights (else fp32)")
+    cache_dir: Path | None = Field(
+        None, description="where the exported ONNX model is cached (default ~/.cache/ragloom/onnx)"
+    )
 
 
 class StoreSettings(BaseModel):

@@ -35,6 +35,7 @@ def dataset_store(
     ingest_paths(
         [Path(dataset_dir) / "corpus"],
         store,
+        root=Path(dataset_dir) / "corpus",  # gold files are named relative to the corpus
         chunk_tokens=settings.retrieval.chunk_tokens,
         overlap=settings.retrieval.chunk_overlap,
         progress=progress,
@@ -144,7 +145,7 @@ def check_minimums(figures: dict[str, Any], minimums: Sequence[str]) -> list[str
 def reference_and_rest(raw: str) -> tuple[str, str] | None:
     """A page's first prose paragraph (≥ 8 words) after the title, and the text after it: the
     paragraph is the reference summary, the rest is the document to summarize."""
-    from ragloom.agents.extractive.text import blocks, clean_markup
+    from ragloom.core.text import blocks, clean_markup
 
     for kind, block in blocks(raw):
         if kind == "code" or block.lstrip().startswith("**Source code"):
@@ -162,7 +163,7 @@ def reference_and_rest(raw: str) -> tuple[str, str] | None:
 
 def lead(text: str, k: int) -> str:
     """The lead-k baseline: the first k sentences."""
-    from ragloom.agents.extractive.text import split_sentences
+    from ragloom.core.text import split_sentences
 
     return " ".join(s.clean for s in split_sentences(text)[:k])
 
@@ -188,7 +189,7 @@ def evaluate_summaries(
     from rich.progress import Progress
     from rouge_score import rouge_scorer
 
-    from ragloom.agents.extractive.text import clean_markup, split_sentences
+    from ragloom.core.text import clean_markup, split_sentences
     from ragloom.graphs.summarizer import build_summarizer
     from ragloom.tools.ingest.loaders import load_document
 

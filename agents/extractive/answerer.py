@@ -15,7 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ragloom.agents.extractive.grader import retrieval_prior
-from ragloom.agents.extractive.text import (
+from ragloom.agents.roles import Draft
+from ragloom.core.documents import Chunk, Citation
+from ragloom.core.embedders import Embedder
+from ragloom.core.text import (
     Sentence,
     bm25_scores,
     coverage,
@@ -25,9 +28,6 @@ from ragloom.agents.extractive.text import (
     terms,
     to_markdown,
 )
-from ragloom.agents.roles import Draft
-from ragloom.core.documents import Chunk, Citation
-from ragloom.core.embedders import Embedder
 
 _DANGLING = re.compile(r"^(It|They|This|These|Those|Its|Their|Such|Also|Note that)\b")
 NO_ANSWER = "The documents I found do not answer this question."

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ragloom.agents.extractive.text import coverage, idf_table, terms
 from ragloom.agents.roles import Grade
 from ragloom.core.documents import Chunk
+from ragloom.core.text import coverage, idf_table, terms
 
 
 def retrieval_prior(chunks: Sequence[Chunk]) -> list[float]:

@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 
 from ragloom.agents.extractive.answerer import NO_ANSWER
-from ragloom.agents.extractive.text import normalize_space, split_sentences, term_set
 from ragloom.agents.roles import Draft, Verdict
 from ragloom.core.documents import Chunk
+from ragloom.core.text import normalize_space, split_sentences, term_set
 
 _MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ragloom.agents.extractive.text import STOPWORDS, is_code_token, raw_tokens
 from ragloom.agents.roles import Rewrite, Turn
+from ragloom.core.text import STOPWORDS, is_code_token, raw_tokens
 
 _PRONOUN = re.compile(
     r"\b(it|its|that|this|these|those|they|them|their|one|ones|same|above|there)\b", re.I

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ragloom.agents.extractive.text import STOPWORDS, raw_tokens
 from ragloom.agents.roles import RouteDecision, Turn
+from ragloom.core.text import STOPWORDS, raw_tokens
 
 _GREETING = re.compile(
     r"^(hi|hello|hey|hiya|howdy|yo|good (morning|afternoon|evening|day)|greetings)"

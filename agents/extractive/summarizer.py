@@ -14,15 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ragloom.agents.extractive.text import (
+from ragloom.agents.roles import SectionSummary, SummaryLength
+from ragloom.core.embedders import Embedder, normalize
+from ragloom.core.text import (
     Sentence,
     is_meta_instruction,
     split_sentences,
     terms,
     tfidf_matrix,
 )
-from ragloom.agents.roles import SectionSummary, SummaryLength
-from ragloom.core.embedders import Embedder, normalize
 
 NEAR_DUPLICATE = 0.8  # cosine similarity above which two sentences say the same thing
 _WORDY = re.compile(r"[A-Za-z]{2}")

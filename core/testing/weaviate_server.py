@@ -30,7 +30,6 @@ import fnmatch
 import heapq
 import json
 import math
-import re
 import socket
 import struct
 import threading
@@ -57,17 +56,13 @@ from weaviate.proto.v1 import (
     weaviate_pb2_grpc,
 )
 
+from ragloom.core.text import tokenize
+
 VERSION = "1.30.0"
 DEFAULT_LIMIT = 10
 MAX_RESULTS = 10_000  # QUERY_MAXIMUM_RESULTS
 PYPI_PATH = "/pypi/weaviate-client/json"  # point weaviate.connect.v4.PYPI_PACKAGE_URL here
 HYBRID_LEG_RESULTS = 100  # QUERY_HYBRID_MAXIMUM_RESULTS: candidates per hybrid leg
-_WORD = re.compile(r"[^\W_]+")  # the same word tokenizer as tools.stores.base.tokenize
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens (Weaviate's `word` tokenization)."""
-    return [t.lower() for t in _WORD.findall(text)]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from ragloom.agents.extractive import (
     ExtractiveRewriter,
     ExtractiveRouter,
 )
-from ragloom.agents.extractive.text import is_meta_instruction, split_sentences, terms
+from ragloom.core.text import is_meta_instruction, split_sentences, terms
 from ragloom.agents.roles import Draft, Turn
 from ragloom.core.documents import Chunk
 from ragloom.core.testing.embedders import HashingEmbedder
@@ -185,7 +185,7 @@ async def test_async_twins_match(chunks: list[Chunk]) -> None:
 
 
 def test_tables_are_not_sentences() -> None:
-    from ragloom.agents.extractive.text import split_sentences
+    from ragloom.core.text import split_sentences
 
     text = (
         "Commands are listed below.\n\n| command | what |\n|---|---|\n| ask | answers |\n\n"

@@ -154,9 +154,18 @@ def test_bm25_scores_match_the_fts5_formula(docs: weaviate.collections.Collectio
     assert [str(o.uuid) for o in result.objects] == sorted(expected, key=lambda u: -expected[u])
 
 
-def test_tokenizer_matches_the_store_tokenizer() -> None:
-    text = "Hello, wörld_foo: 3.14 ÉTÉ-x"
-    assert tokenize(text) == store_tokenize(text)
+def test_tokenizer_is_fts5_unicode61() -> None:
+    """The one tokenizer (server, both stores) splits as SQLite FTS5 `unicode61` does."""
+    import sqlite3
+
+    text = "Hello, wörld_foo: 3.14 ÉTÉ-x os.path __init__"
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='unicode61 remove_diacritics 0')")
+    db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+    db.execute("INSERT INTO t(x) VALUES (?)", (text,))
+    fts = [row[0] for row in db.execute("SELECT term FROM v ORDER BY offset")]
+    assert tokenize(text) == fts
+    assert store_tokenize is tokenize
 
 
 def test_near_vector_returns_cosine_distance(docs: weaviate.collections.Collection) -> None:

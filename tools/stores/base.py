@@ -8,7 +8,6 @@ here so both stores rank alike.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,6 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from ragloom.core.documents import Chunk
 from ragloom.core.errors import ConfigError
+from ragloom.core.text import tokenize as tokenize  # the one BM25 tokenizer (re-exported)
 
 SearchMode = Literal["bm25", "vector", "hybrid"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("bm25", "vector", "hybrid")
@@ -193,10 +193,3 @@ def relative_score_fusion(
             fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * norm
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
-
-_WORD = re.compile(r"[^\W_]+")  # letters and digits, like SQLite FTS5 unicode61
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens: the one tokenizer BM25 in every store uses."""
-    return [t.lower() for t in _WORD.findall(text)]
