@@ -1,13 +1,20 @@
 """Checkpointers that keep threads: SQLite (default), PostgreSQL (scale-out), in-memory (tests).
 
-LangGraph's `SqliteSaver` and `PostgresSaver` are sync-only; the graphs here are called through
-both `invoke` and `ainvoke`, so the savers below add async methods that run the sync ones in a
-worker thread (each saver already serialises access with its own lock).
+The graphs are called through both `invoke` and `ainvoke`, so each saver here serves both.
+
+- SQLite: LangGraph's `SqliteSaver` is sync-only; `ThreadSqliteSaver` adds async methods that
+  run the sync ones in a worker thread (the saver serialises access with its own lock).
+- PostgreSQL: `PooledPostgresSaver` is LangGraph's `PostgresSaver` on a psycopg_pool
+  `ConnectionPool` for the sync path, and for the async path (`ainvoke`, the server) the running
+  event loop's `AsyncPostgresSaver` on its own `AsyncConnectionPool` (a pool's connections
+  belong to the loop that opened them: one per loop, closed when the loop shuts down). Writes no
+  longer queue through one connection and a worker thread per call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -25,7 +32,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from ragloom.core.errors import ConfigError
+from ragloom.core.loops import PerLoop
 from ragloom.core.settings import CheckpointerSettings
+
+POOL_SIZE = 10  # connections per pool (one sync pool, one async pool per event loop)
 
 
 class _AsyncFromSync:
@@ -84,32 +94,129 @@ class ThreadSqliteSaver(_AsyncFromSync, SqliteSaver):  # type: ignore[misc]
         return saver
 
 
-def postgres_saver(url: str) -> BaseCheckpointSaver[Any]:
-    """A `PostgresSaver` (sync and async through a thread) on its own connection."""
+def _postgres_modules() -> tuple[Any, Any, Any, Any]:
     try:
         import psycopg
+        import psycopg_pool
         from langgraph.checkpoint.postgres import PostgresSaver
-        from psycopg.rows import dict_row
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigError(
-            "the postgres checkpointer needs langgraph-checkpoint-postgres",
+            "the postgres checkpointer needs langgraph-checkpoint-postgres and psycopg-pool",
             setting="checkpointer.kind",
             fix="pip install 'ragloom[postgres]'",
         ) from exc
+    return psycopg, psycopg_pool, PostgresSaver, AsyncPostgresSaver
 
-    class ThreadPostgresSaver(_AsyncFromSync, PostgresSaver):  # type: ignore[misc]
-        pass
 
+def _connection_kwargs() -> dict[str, Any]:
+    from psycopg.rows import dict_row
+
+    return {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+
+
+class _LoopSaver:
+    """An `AsyncPostgresSaver` on its own pool, for one event loop (opened on first use)."""
+
+    def __init__(self, url: str, pool_size: int) -> None:
+        _, psycopg_pool, _, async_saver = _postgres_modules()
+        self.pool = psycopg_pool.AsyncConnectionPool(
+            url, min_size=1, max_size=pool_size, open=False, kwargs=_connection_kwargs())
+        self.saver = async_saver(self.pool)
+
+    async def ready(self) -> Any:
+        if self.pool.closed:
+            await self.pool.open()  # safe when another task opened it meanwhile
+        return self.saver
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+@functools.cache
+def _pooled_saver_class() -> type[Any]:
+    _, _, postgres_saver_cls, _ = _postgres_modules()
+
+    class PooledPostgresSaver(postgres_saver_cls):  # type: ignore[misc,valid-type]
+        """`PostgresSaver` on a connection pool; async methods on the loop's async pool."""
+
+        def __init__(self, url: str, pool: Any, pool_size: int = POOL_SIZE) -> None:
+            super().__init__(pool)
+            self._loops: PerLoop[_LoopSaver] = PerLoop(lambda: _LoopSaver(url, pool_size))
+
+        async def _async(self) -> Any:
+            return await self._loops.get().ready()
+
+        async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+            return await (await self._async()).aget_tuple(config)  # type: ignore[no-any-return]
+
+        async def alist(
+            self,
+            config: RunnableConfig | None,
+            *,
+            filter: dict[str, Any] | None = None,
+            before: RunnableConfig | None = None,
+            limit: int | None = None,
+        ) -> AsyncIterator[CheckpointTuple]:
+            saver = await self._async()
+            async for item in saver.alist(config, filter=filter, before=before, limit=limit):
+                yield item
+
+        async def aput(
+            self,
+            config: RunnableConfig,
+            checkpoint: Checkpoint,
+            metadata: CheckpointMetadata,
+            new_versions: ChannelVersions,
+        ) -> RunnableConfig:
+            saver = await self._async()
+            return await saver.aput(config, checkpoint, metadata, new_versions)  # type: ignore[no-any-return]
+
+        async def aput_writes(
+            self,
+            config: RunnableConfig,
+            writes: Sequence[tuple[str, Any]],
+            task_id: str,
+            task_path: str = "",
+        ) -> None:
+            await (await self._async()).aput_writes(config, writes, task_id, task_path)
+
+        async def adelete_thread(self, thread_id: str) -> None:
+            await (await self._async()).adelete_thread(thread_id)
+
+        async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+            await (await self._async()).aprune(thread_ids, strategy=strategy)
+
+        async def aget_delta_channel_history(self, *args: Any, **kwargs: Any) -> Any:
+            return await (await self._async()).aget_delta_channel_history(*args, **kwargs)
+
+        async def aclose(self) -> None:
+            """Close the running loop's async pool now (others close with their loops)."""
+            await self._loops.aclose()
+
+        def close(self) -> None:
+            """Close the sync pool (async pools close with their event loops)."""
+            self.conn.close()
+
+    return PooledPostgresSaver
+
+
+def postgres_saver(url: str, *, pool_size: int = POOL_SIZE) -> BaseCheckpointSaver[Any]:
+    """A PostgreSQL saver on connection pools: sync `PostgresSaver` for `invoke`, the event
+    loop's `AsyncPostgresSaver` for `ainvoke` (see the module docstring). Creates the tables."""
+    psycopg, psycopg_pool, postgres_saver_cls, _ = _postgres_modules()
     try:
-        conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
+        with psycopg.connect(url, **_connection_kwargs()) as conn:
+            postgres_saver_cls(conn).setup()  # migrations, once, on a plain connection
     except psycopg.Error as exc:
         raise ConfigError(
             f"cannot connect to PostgreSQL: {exc}",
             setting="checkpointer.postgres_url",
             fix="set RAGLOOM_CHECKPOINTER__POSTGRES_URL to a reachable postgresql:// URL",
         ) from exc
-    saver = ThreadPostgresSaver(conn)  # type: ignore[arg-type]
-    saver.setup()
+    pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=pool_size, open=True,
+                                       kwargs=_connection_kwargs())
+    saver: BaseCheckpointSaver[Any] = _pooled_saver_class()(url, pool, pool_size)
     return saver
 
 

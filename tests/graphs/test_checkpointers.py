@@ -138,3 +138,27 @@ def test_postgres_unreachable_is_a_config_error() -> None:
     )
     with pytest.raises(ConfigError, match="postgres_url"):
         build_checkpointer(settings)
+
+
+def test_postgres_async_path_uses_a_pool_per_event_loop(postgres_url: str) -> None:
+    """`ainvoke` runs on the loop's AsyncPostgresSaver pool (no thread per write), concurrent
+    threads of one loop all persist, and the pool closes when its loop ends."""
+    saver = build_checkpointer(CheckpointerSettings(kind="postgres", postgres_url=postgres_url))
+    graph = _graph(saver)
+    threads = [f"pg-async-{uuid.uuid4().hex[:6]}-{i}" for i in range(8)]
+
+    async def burst() -> list[int]:
+        await asyncio.gather(*(
+            graph.ainvoke({"question": "octal?"}, {"configurable": {"thread_id": t}})
+            for t in threads
+        ))
+        states = [await graph.aget_state({"configurable": {"thread_id": t}}) for t in threads]
+        assert len(saver._loops) == 1  # type: ignore[attr-defined]
+        return [len(state.values["messages"]) for state in states]
+
+    assert asyncio.run(burst()) == [2] * 8
+    assert asyncio.run(burst()) == [4] * 8  # a second loop, a second pool, same threads
+    assert len(saver._loops) == 0 and saver._loops.opened == 2  # type: ignore[attr-defined]
+    # the sync path reads what the async one wrote
+    assert len(graph.get_state({"configurable": {"thread_id": threads[0]}}).values["messages"]) == 4
+    saver.close()  # type: ignore[attr-defined]
