@@ -13,7 +13,6 @@ got far enough, else nothing is saved.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import dspy
 import structlog
 
 from ragloom.core.errors import BudgetExceededError, ConfigError
+from ragloom.core.usage import CallRecord, UsageTracker
 from ragloom.prompts.datasets import dataset_hash, split
 from ragloom.prompts.metrics import DEFAULT_METRIC, LLM_METRICS, get_metric
 from ragloom.prompts.programs import build_program, make_adapter
@@ -39,44 +39,26 @@ CHARS_PER_TOKEN = 4
 # ---- counting and capping LM calls -----------------------------------------------------------
 
 
-class CallCounter:
-    """Thread-safe call count with an optional cap, shared by an LM and its copies."""
-
-    def __init__(self, max_calls: int | None = None, on_call: Callable[[int], None] | None = None):
-        self.max_calls = max_calls
-        self.on_call = on_call
-        self.calls = 0
-        self.exhausted = False
-        self._lock = threading.Lock()
-
-    def charge(self) -> None:
-        """Count one call, or raise BudgetExceededError when the cap is reached."""
-        with self._lock:
-            if self.max_calls is not None and self.calls >= self.max_calls:
-                self.exhausted = True
-                raise BudgetExceededError("calls", self.calls + 1, self.max_calls)
-            self.calls += 1
-            calls = self.calls
-        if self.on_call is not None:
-            self.on_call(calls)
-
-
 class CallBudgetLM(dspy.BaseLM):
-    """Wraps a `dspy.BaseLM`: counts every call and enforces the call budget."""
+    """Wraps a `dspy.BaseLM`: counts every call in a `UsageTracker` (shared by the LM and its
+    copies) and refuses the call past the tracker's `max_calls`."""
 
-    def __init__(self, inner: dspy.BaseLM, counter: CallCounter) -> None:
+    def __init__(self, inner: dspy.BaseLM, counter: UsageTracker) -> None:
         super().__init__(model=getattr(inner, "model", "unknown"), cache=False)
         self.inner = inner
         self.counter = counter
         self.kwargs = inner.kwargs
         self.model_type = getattr(inner, "model_type", "chat")
 
+    def _charge(self) -> None:
+        self.counter.admit(CallRecord(model=str(self.model), kind="dspy"))
+
     def __call__(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
-        self.counter.charge()
+        self._charge()
         return self.inner(prompt, messages=messages, **kwargs)
 
     async def acall(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
-        self.counter.charge()
+        self._charge()
         return await self.inner.acall(prompt, messages=messages, **kwargs)
 
     def copy(self, **kwargs: Any) -> CallBudgetLM:
@@ -394,7 +376,7 @@ def check_optimizer(optimizer: str) -> None:
     if optimizer == "mipro" and importlib.util.find_spec("optuna") is None:
         raise ConfigError(
             "the mipro optimizer needs the optional package optuna",
-            fix="pip install 'dspy[optuna]', or use --optimizer random-search",
+            fix="pip install 'ragloom[compile]', or use --optimizer random-search",
         )
 
 
@@ -426,7 +408,7 @@ def compile_module(
     train, dev = _sets(trainset, devset, options)
     metric_name = options.metric_name(module)
     metric = get_metric(metric_name, judges)
-    counter = CallCounter(options.budget_calls, on_call)
+    counter = UsageTracker(max_calls=options.budget_calls, on_call=on_call, keep_recent=0)
     budget_lm = CallBudgetLM(lm, counter)
     report = CompileReport(
         module=module,
