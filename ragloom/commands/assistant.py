@@ -103,15 +103,15 @@ def chat(
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes (share threads "
+                                "through the PostgreSQL or SQLite checkpointer)."),
 ) -> None:
-    """Serve the assistant over HTTP (POST /v1/ask, /v1/ask/stream; GET /v1/threads/ID)."""
-    import uvicorn
+    """Serve the assistant over HTTP: OpenAI-compatible /v1/chat/completions, /v1/ask (+ SSE),
+    /v1/ingest, /v1/summarize (docs/serving.md). Without API keys, loopback only."""
+    from ragloom.runtime import setup
+    from ragloom.server import serve as run_server
 
-    from ragloom.runtime import open_assistant
-    from ragloom.server import create_app
-
-    with open_assistant() as graph:
-        uvicorn.run(create_app(graph), host=host, port=port, log_level="warning")
+    run_server(setup(), host=host, port=port, workers=workers)
 
 
 def register(app: typer.Typer) -> None:
