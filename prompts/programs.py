@@ -54,7 +54,9 @@ class SignatureProgram(dspy.Module):
 def make_adapter() -> Any:
     """The one adapter every role, compile run and evaluation uses: ChatAdapter without the
     JSON retry, so a malformed reply costs one call (and call counts stay predictable)."""
-    return dspy.ChatAdapter(use_json_adapter_fallback=False)
+    from ragloom.core.dspy_lm import CachingChatAdapter  # system message built once per signature
+
+    return CachingChatAdapter(use_json_adapter_fallback=False)
 
 
 @dataclass(frozen=True)

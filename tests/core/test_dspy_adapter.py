@@ -206,3 +206,22 @@ async def test_acall_streams_tokens_in_an_async_langgraph_node(
     ]
     assert "streamed " in tokens and len(tokens) > 3
     assert gateway.usage.recent[0].node == "generate"
+
+
+def test_caching_adapter_formats_like_chat_adapter_and_builds_the_system_message_once() -> None:
+    from ragloom.core.dspy_lm import CachingChatAdapter
+
+    class Counting(CachingChatAdapter):
+        built = 0
+
+        def format_field_description(self, signature: type[dspy.Signature]) -> str:
+            Counting.built += 1
+            return super().format_field_description(signature)
+
+    adapter, plain = Counting(), dspy.ChatAdapter()
+    qa = dspy.Signature("question -> answer")
+    other = qa.with_instructions("Answer in one word.")
+    for signature, question in ((qa, "a?"), (qa, "b?"), (other, "c?"), (qa, "d?")):
+        inputs = {"question": question}
+        assert adapter.format(signature, [], inputs) == plain.format(signature, [], inputs)
+    assert Counting.built == 2  # once per signature, not once per call
