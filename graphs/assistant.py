@@ -727,5 +727,4 @@ async def make_assistant() -> (
     process, in a worker thread (opening the store and loading a model block)."""
     from ragloom.graphs.wiring import platform_wiring
 
-    wiring = await asyncio.to_thread(platform_wiring)
-    return wiring.assistant(persist=False)
+    return await asyncio.to_thread(lambda: platform_wiring().assistant(persist=False))

@@ -402,5 +402,4 @@ async def make_summarizer() -> (
 
     from ragloom.graphs.wiring import platform_wiring
 
-    wiring = await asyncio.to_thread(platform_wiring)
-    return wiring.summarizer()
+    return await asyncio.to_thread(lambda: platform_wiring().summarizer())

@@ -163,7 +163,8 @@ class Wiring:
         self, *, persist: bool = True, tenant: str | None = None
     ) -> CompiledStateGraph[AssistantState, AssistantContext, AssistantInput, AssistantOutput]:
         """The assistant graph over this wiring's store and roles; with `persist`, threads are
-        kept by the checkpointer. `tenant` defaults to `settings.store.tenant`."""
+        kept by the checkpointer. `tenant` defaults to `settings.store.tenant` (a run may name
+        another with `context={"tenant": ...}`)."""
         from ragloom.graphs.assistant import build_assistant_graph
         from ragloom.graphs.assistant_state import AssistantDeps
 
