@@ -81,7 +81,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pass
             time.sleep(0.5)
         else:
-            pytest.fail("langgraph dev did not start:\n" + (root / "server.log").read_text()[-4000:])
+            tail = (root / "server.log").read_text()[-4000:]
+            pytest.fail(f"langgraph dev did not start:\n{tail}")
         yield url
     finally:
         proc.terminate()
