@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -98,7 +99,7 @@ def _print_estimate(estimate: Any, model: str, as_json: bool) -> None:
     table.add_row("worst case", str(estimate.calls_max))
     table.add_row("tokens in / out", f"{estimate.tokens_in:,} / {estimate.tokens_out:,}")
     cost = "unknown price" if estimate.cost_usd is None else f"${estimate.cost_usd:.4f}"
-    table.add_row(f"cost ({model})", cost)
+    table.add_row(escape(f"cost ({model})"), cost)
     console.print(table)
 
 
@@ -119,17 +120,21 @@ def _print_report(report: Any, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return
-    table = Table(title=f"Compiled {report.module} ({report.optimizer}, metric {report.metric})")
+    table = Table(title=escape(
+        f"Compiled {report.module} ({report.optimizer}, metric {report.metric})"
+    ))
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key in ("score_before", "score_after", "calls", "trainset_size", "devset_size"):
         value = getattr(report, key)
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     table.add_row("budget_exhausted", str(report.budget_exhausted))
-    table.add_row("artefact", str(report.artefact.path) if report.artefact else "(not saved)")
+    table.add_row(
+        "artefact", escape(str(report.artefact.path)) if report.artefact else "(not saved)"
+    )
     console.print(table)
     if report.note:
-        console.print(f"[yellow]{report.note}[/yellow]")
+        console.print(f"[yellow]{escape(str(report.note))}[/yellow]")
 
 
 def compile_command(
@@ -192,7 +197,7 @@ def compile_command(
                 return
             report = _compile(module, settings, train, dev, options, out, estimate, as_json)
     except (RagloomError, KeyError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=2) from exc
     _print_report(report, as_json)
 
@@ -269,9 +274,9 @@ def _artefact_table(artefacts: list[Any], chosen: dict[str, Any], where: Path) -
     from rich import box
 
     if not artefacts:
-        console.print(f"no compiled artefacts under {where}")
+        console.print(f"no compiled artefacts under {escape(str(where))}")
         return
-    table = Table(title="Compiled prompts", caption=str(where), box=box.SIMPLE_HEAD)
+    table = Table(title="Compiled prompts", caption=escape(str(where)), box=box.SIMPLE_HEAD)
     table.add_column("module", min_width=8)
     table.add_column("hash", min_width=12)
     table.add_column("status")
@@ -282,13 +287,13 @@ def _artefact_table(artefacts: list[Any], chosen: dict[str, Any], where: Path) -
     for a in artefacts:
         meta = a.meta
         table.add_row(
-            a.module,
-            a.hash,
-            "ok" if a.status == "ok" else f"[red]{a.status}[/red]",
+            escape(a.module),
+            escape(a.hash),
+            "ok" if a.status == "ok" else f"[red]{escape(a.status)}[/red]",
             "yes" if chosen.get(a.module) == a.hash else "",
-            f"{meta.get('optimizer', '')} / {meta.get('metric', '')}",
+            escape(f"{meta.get('optimizer', '')} / {meta.get('metric', '')}"),
             f"{_score(a.score_before)} → {_score(a.score_after)}",
-            f"{meta.get('model', '')} {a.created[:10]}",
+            escape(f"{meta.get('model', '')} {a.created[:10]}"),
         )
     console.print(table)
 

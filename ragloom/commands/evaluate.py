@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -76,7 +77,7 @@ def _report(figures: dict[str, Any], as_json: bool, minimums: list[str] | None) 
         _tables(figures)
     failures = check_minimums(figures, minimums or [])
     for failure in failures:
-        console.print(f"[red]below minimum:[/red] {failure}")
+        console.print(f"[red]below minimum:[/red] {escape(str(failure))}")
     if failures:
         raise typer.Exit(code=1)
 

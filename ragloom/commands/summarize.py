@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err = Console(stderr=True)
@@ -96,11 +97,11 @@ def run_summarize(
     from ragloom.runtime import setup
 
     if length not in ("short", "medium", "long"):
-        err.print(f"[red]--length must be short, medium or long, not {length!r}[/red]")
+        err.print(f"[red]--length must be short, medium or long, not {escape(repr(length))}[/red]")
         return 2
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
-        err.print(f"[red]no such file or folder: {', '.join(missing)}[/red]")
+        err.print(f"[red]no such file or folder: {escape(', '.join(missing))}[/red]")
         return 2
     settings = setup()
     try:
@@ -109,14 +110,15 @@ def run_summarize(
             progress=not as_json,
         )  # fmt: skip
     except RagloomError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         return 1
     for problem in result.get("errors") or []:
-        err.print(f"[yellow]skipped {problem['source']}: {problem['error']}[/yellow]")
+        skipped = escape(f"{problem['source']}: {problem['error']}")
+        err.print(f"[yellow]skipped {skipped}[/yellow]")
     text = json.dumps(result, indent=2) if as_json else result.get("summary", "")
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")
-        err.print(f"[dim]written to {out}[/dim]")
+        err.print(f"[dim]written to {escape(str(out))}[/dim]")
     console.print(text, markup=False, highlight=False, soft_wrap=True)
     if not as_json:
         err.print(

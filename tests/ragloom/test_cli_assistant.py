@@ -43,7 +43,7 @@ def test_ask_json_and_threads(workspace: Path) -> None:
     first = runner.invoke(app, ["ask", "How do I write an octal literal?", "--json",
                                 "--thread", "t1"])
     data = json.loads(first.output)
-    assert data["citations"][0]["source"] == "numbers.md"
+    assert data["citations"][0]["source"] == "docs/numbers.md"  # relative to the cwd
     assert data["engine"] == "extractive" and data["caveat"] is None
     second = runner.invoke(app, ["ask", "and hexadecimal ones?", "--json", "--thread", "t1"])
     assert "0x" in json.loads(second.output)["answer"]

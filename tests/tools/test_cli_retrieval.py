@@ -180,3 +180,18 @@ def test_progress_bar_shows_bracketed_names_on_a_terminal(
     assert report.ingested == 1 and report.failed == []
     assert "[/x]good.md" in screen.getvalue()
     assert os.path.basename(report.root) == tmp_path.name
+
+
+def test_ask_prints_bracketed_sources_and_thread_ids_as_plain_text(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    (docs / "[").mkdir(parents=True)
+    (docs / "[/x]octal.md").write_text(
+        "# Octal\n\nOctal literals start with 0o, for example 0o17 is fifteen.\n"
+    )
+    assert runner.invoke(app, ["ingest", "docs"]).exit_code == 0
+    result = runner.invoke(app, ["ask", "How do octal literals start?", "--thread", "[/t]"])
+    assert result.exit_code == 0, result.output
+    assert "docs/[/x]octal.md" in result.output
+    chat = runner.invoke(app, ["chat", "--thread", "[/t]"], input="\n")
+    assert chat.exit_code == 0, chat.output
+    assert "thread [/t]" in chat.output
