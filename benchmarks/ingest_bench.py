@@ -57,7 +57,7 @@ def main() -> None:
     runs = {}
     try:
         def run(name: str) -> dict:
-            report = ingest_paths([corpus], store, chunk_tokens=args.chunk_tokens,
+            report = ingest_paths([corpus], store, root=corpus, chunk_tokens=args.chunk_tokens,
                                   overlap=args.overlap, progress=False)
             data = report.to_dict()
             data["failed"] = [f.__dict__ for f in report.failed]

@@ -61,8 +61,7 @@ def ingest(
 ) -> None:
     """Load, chunk, embed and store files; unchanged files are skipped.
 
-    Exit status: 0 every file ingested or unchanged; 2 some files failed (the rest went in);
-    1 nothing was ingested, or an error.
+    Exit status: 0 all ingested or unchanged, 2 some files failed, 1 none went in or an error.
     """
     from ragloom.core.errors import RagloomError
     from ragloom.tools.ingest import ingest_paths
