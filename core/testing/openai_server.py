@@ -3,7 +3,7 @@
 Real sockets, real client: `ChatOpenAI`, the openai SDK and DSPy talk to it exactly as they would
 talk to OpenAI, vLLM or llama.cpp. Replies are scripted (a queue, then a callable, then an echo),
 and faults are injected per request: status codes with Retry-After, delays, a server that never
-answers, dropped connections and malformed JSON.
+answers, dropped connections, malformed JSON and truncated replies (a body or a stream cut off).
 
     with OpenAICompatibleServer() as server:
         server.enqueue(Fault(status=429, retry_after=0), "hello")
@@ -83,7 +83,10 @@ class Fault:
 
     `status` with a JSON error body (or `body`); `retry_after` sets the Retry-After header;
     `delay` waits first; `hang` never answers (until the server stops); `drop_connection` closes
-    the socket without a response; `malformed` answers 200 with a body that is not JSON.
+    the socket without a response; `malformed` answers 200 with a body that is not JSON;
+    `truncate` answers 200 with `reply` (default: what the responder would give), cut off
+    halfway: a plain reply sends half its announced body, a streamed one stops after half its
+    chunks (no finish_reason, no `[DONE]`) and closes.
     """
 
     status: int = 500
@@ -93,6 +96,8 @@ class Fault:
     hang: bool = False
     drop_connection: bool = False
     malformed: bool = False
+    truncate: bool = False
+    reply: Reply | str | None = None
 
 
 ScriptItem = str | Reply | Fault
@@ -379,6 +384,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat(self, body: dict[str, Any]) -> None:
         item = self.owner._next_chat(body)
+        if isinstance(item, Fault) and item.truncate:
+            self._truncated(body, item)
+            return
         if isinstance(item, Fault):
             self._apply_fault(item)
             return
@@ -392,7 +400,32 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(200, _completion(body, reply, usage, self.owner.model))
 
-    def _stream_chat(self, body: dict[str, Any], reply: Reply, usage: dict[str, int]) -> None:
+    def _truncated(self, body: dict[str, Any], fault: Fault) -> None:
+        """The responder's reply, cut off halfway (see `Fault.truncate`)."""
+        item = fault.reply if fault.reply is not None else self.owner.responder(body)
+        reply = item if isinstance(item, Reply) else Reply(content=str(item))
+        if isinstance(item, Fault) or self.owner.wait(fault.delay):
+            self._drop()
+            return
+        usage = _usage(body, reply)
+        if body.get("stream"):
+            chunks = list(_stream_chunks(body, reply, usage, self.owner.model))
+            cut = Reply(**{**reply.__dict__, "break_after": max(0, len(chunks) // 2 - 1)})
+            self._stream_chat(body, cut, usage, clean_close=True)
+            return
+        whole = json.dumps(_completion(body, reply, usage, self.owner.model)).encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(whole)))
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(whole[: len(whole) // 2])
+            self.wfile.flush()
+        self._drop()
+
+    def _stream_chat(
+        self, body: dict[str, Any], reply: Reply, usage: dict[str, int], clean_close: bool = False
+    ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -403,6 +436,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             for index, chunk in enumerate(chunks):
                 if reply.break_after is not None and index > reply.break_after:
+                    if clean_close:  # the stream just ends, as a proxy cutting it off would
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
                     self._drop()
                     return
                 if index and self.owner.wait(reply.chunk_delay):
