@@ -521,6 +521,16 @@ def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> None
         "timeout_graceful_shutdown": 15,
     }  # fmt: skip
     if workers > 1:
+        _prepare_shared_state(settings)
         uvicorn.run("ragloom.server:app_factory", factory=True, workers=workers, **options)
     else:
         uvicorn.run(create_app(settings), **options)
+
+
+def _prepare_shared_state(settings: Settings) -> None:
+    """Create the store's and the checkpointer's tables once, before the workers start (two
+    workers migrating a fresh PostgreSQL at once collide on its catalog)."""
+    from ragloom.graphs.wiring import Wiring
+
+    with Wiring(settings) as wiring:
+        _ = wiring.store, wiring.checkpointer
