@@ -195,3 +195,23 @@ def test_ask_prints_bracketed_sources_and_thread_ids_as_plain_text(tmp_path: Pat
     chat = runner.invoke(app, ["chat", "--thread", "[/t]"], input="\n")
     assert chat.exit_code == 0, chat.output
     assert "thread [/t]" in chat.output
+
+
+def test_ingest_says_when_the_store_has_old_style_ids(tmp_path: Path) -> None:
+    import sqlite3
+
+    _docs(tmp_path / "docs")
+    assert runner.invoke(app, ["ingest", "docs", "--root", "docs"]).exit_code == 0
+    with sqlite3.connect(".ragloom/store.db") as conn:  # as the old pipeline wrote them
+        conn.execute("UPDATE chunks SET metadata = json_remove(metadata, '$.path')")
+    plain = runner.invoke(app, ["ingest", "docs"])
+    assert plain.exit_code == 0, plain.output
+    assert "note: this store holds sources ingested before stable source ids" in plain.output
+    assert "old-style ids" in plain.output and "--prune" in plain.output
+    pruned = runner.invoke(app, ["ingest", "docs/", "--prune", "--json"])
+    report = json.loads(pruned.stdout)
+    assert report["removed"] == 2 and report["old_style"] == 2
+    listed = json.loads(runner.invoke(app, ["sources", "--json"]).stdout)
+    assert set(listed) == {"docs/lib/owls.md", "docs/herons.txt"}
+    quiet = runner.invoke(app, ["ingest", "docs", "--json"])
+    assert json.loads(quiet.stdout)["notes"] == []
