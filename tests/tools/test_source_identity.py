@@ -110,6 +110,28 @@ def test_prune_removes_only_what_vanished_under_the_paths_given(project: Path) -
         assert "notes/todo.txt" not in store.sources()
 
 
+def test_prune_keeps_sources_it_cannot_check(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose folder cannot be read (EACCES on lstat) is not known to be gone: kept."""
+    with _store(project) as store:
+        ingest_paths(["docs"], store, progress=False)
+        gone = project / "docs" / "guide" / "index.md"
+        gone.unlink()
+        real_lstat = os.lstat
+
+        def lstat(path: str, *args: object, **kwargs: object) -> os.stat_result:
+            if os.fspath(path) == gone.as_posix():
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_lstat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "lstat", lstat)
+        report = ingest_paths(["docs"], store, progress=False, prune=True)
+        assert report.removed == 0 and "docs/guide/index.md" in store.sources()
+        monkeypatch.setattr(os, "lstat", real_lstat)
+        assert ingest_paths(["docs"], store, progress=False, prune=True).removed == 1
+
+
 def test_prune_with_another_root_deletes_nothing_that_exists(project: Path) -> None:
     with _store(project) as store:
         ingest_paths(["docs"], store, progress=False)

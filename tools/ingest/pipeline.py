@@ -198,7 +198,11 @@ def _ingest_one(
         if known.get(item.source) == doc.content_hash:
             report.skipped_unchanged += 1
             if stamp:
-                _stamp_path(store, item, doc.content_hash, report, tenant)
+                try:
+                    _stamp_path(store, item, doc.content_hash, report, tenant)
+                except RagloomError as exc:  # the source is fine as it is; only not migrated
+                    log.warning("ingest.stamp_failed", source=item.source, code=exc.code,
+                                reason=exc.message)
             return
         chunks = split_document(doc, chunk_tokens=chunk_tokens, overlap=overlap)
         if not chunks:
@@ -369,11 +373,11 @@ def _reconcile(
                 continue
             if not prune or not _in_scope(Path(recorded), folders, files):
                 continue
-            if os.path.lexists(recorded):
-                kept += 1
-            else:
+            if _vanished(recorded):
                 store.delete(source, tenant=tenant)
                 report.removed += 1
+            else:
+                kept += 1
     except RagloomError as exc:
         report.failed.append(FileFailure("(store)", exc.code, exc.message))
     if duplicates:
@@ -392,9 +396,22 @@ def _reconcile(
         )
     if kept:
         report.notes.append(
-            f"--prune kept {kept} stored sources whose files still exist under other ids "
-            f"(ingested with another --root than {root.as_posix()}?)"
+            f"--prune kept {kept} stored sources whose files still exist (or could not be "
+            f"checked) but were not seen under those names (ingested with another --root than "
+            f"{root.as_posix()}?)"
         )
+
+
+def _vanished(path: str) -> bool:
+    """True only when the file is known to be gone: a folder we may not read (or any other
+    error) keeps its sources."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _recorded_path(store: ChunkStore, source: str, tenant: str | None) -> str | None:
