@@ -46,6 +46,7 @@ from ragloom.graphs.assistant_state import (
     ReviewPoint,
 )
 from ragloom.graphs.nodes import NodeKit, RoleCall, Update, call
+from ragloom.graphs.streaming import AnswerTokenStream
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -405,7 +406,18 @@ def generate_answer(
         return {"draft": draft.to_dict(), "relevant": [c.to_dict() for c in chunks]}
 
     answerer = deps.roles.answerer
-    return call(answerer.answer, _standalone(state, deps), chunks, feedback).then(drafted)
+    answering = call(answerer.answer, _standalone(state, deps), chunks, feedback)
+    if state.get("regenerations"):  # a regenerated draft is not streamed a second time
+        return answering.then(drafted)
+    message_id = _answer_id(state)
+    return answering.then(
+        drafted, listen=lambda visible: AnswerTokenStream(visible, chunks, message_id)
+    )
+
+
+def _answer_id(state: AssistantState) -> str:
+    """The id of the turn's answer message (streamed chunks carry it too)."""
+    return f"answer-{state.get('run_id') or 'turn'}"
 
 
 def check_grounding(
@@ -503,7 +515,7 @@ def finalize(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) 
     engine = deps.roles.engine
     reply_message = AIMessage(
         content=draft.text,
-        id=f"answer-{state.get('run_id') or uuid.uuid4().hex[:16]}",
+        id=_answer_id(state),
         name="ragloom",
         response_metadata={
             "citations": citations, "engine": engine, "caveat": caveat,

@@ -7,6 +7,11 @@ async twin (`a` + the name, LangChain's convention) under `ainvoke`, then contin
 `next_step(result)`, which returns the update (or another call). So each node's logic is written
 once, and reads which role it calls.
 
+Role calls run tagged `nostream`, so a role's raw LLM output (DSPy's `[[ ## field ## ]]` wire
+format, internal passage labels) never reaches `stream_mode="messages"`; a call that should
+stream to the user names a listener (`.then(step, listen=...)`): a LangChain callback handler
+that sees the raw tokens and re-emits clean ones (see `ragloom.graphs.streaming`).
+
 The kit also binds log keys (`node`, `run_id`, `thread_id`), meters LLM calls and tokens per
 node (`usage_log`), and is built on LangGraph's and LangChain's public API only: a
 `RunnableLambda` with a sync and an async function, `get_runtime()` for the run context.
@@ -20,7 +25,14 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import structlog
+from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables.config import (
+    get_async_callback_manager_for_config,
+    get_callback_manager_for_config,
+    patch_config,
+)
+from langgraph.constants import TAG_NOSTREAM
 from langgraph.runtime import Runtime, get_runtime
 
 from ragloom.core.usage import metered
@@ -29,22 +41,48 @@ DepsT = TypeVar("DepsT")
 Update = dict[str, Any]
 
 
+Listener = Callable[[CallbackManager], BaseCallbackHandler]
+
+
 @dataclass(frozen=True)
 class RoleCall:
-    """A call a node body asks the kit to make: `method(*args)`, then `then(result)`."""
+    """A call a node body asks the kit to make: `method(*args)`, then `then(result)`.
+
+    `listen(visible)`, when given, makes a callback handler that sees the call's raw LLM tokens;
+    `visible` is the node's own callback manager (not tagged `nostream`), to emit clean ones."""
 
     method: Callable[..., Any]
     args: tuple[Any, ...]
     then: Callable[[Any], Update | RoleCall]
+    listen: Listener | None = None
 
-    def run(self) -> Any:
-        return self.method(*self.args)
+    def run(self, config: RunnableConfig) -> Any:
+        child = self._hidden(config, get_callback_manager_for_config(config))
+        return RunnableLambda(lambda _: self.method(*self.args), name=self._name).invoke(
+            None, child
+        )
 
-    async def arun(self) -> Any:
+    async def arun(self, config: RunnableConfig) -> Any:
         twin = _async_twin(self.method)
         if twin is None:  # a sync-only dependency (e.g. a store search): run it as is
             return self.method(*self.args)
-        return await twin(*self.args)
+        child = self._hidden(config, get_async_callback_manager_for_config(config))
+
+        async def acall(_: Any) -> Any:
+            return await twin(*self.args)
+
+        return await RunnableLambda(acall, name=self._name).ainvoke(None, child)
+
+    @property
+    def _name(self) -> str:
+        return getattr(self.method, "__qualname__", "role")
+
+    def _hidden(self, config: RunnableConfig, manager: Any) -> RunnableConfig:
+        if self.listen is not None:
+            visible = get_callback_manager_for_config(config)
+            manager.add_handler(self.listen(visible), inherit=True)
+        manager.add_tags([TAG_NOSTREAM])
+        return patch_config(config, callbacks=manager)
 
 
 @dataclass(frozen=True)
@@ -52,8 +90,10 @@ class _Pending:
     method: Callable[..., Any]
     args: tuple[Any, ...]
 
-    def then(self, step: Callable[[Any], Update | RoleCall]) -> RoleCall:
-        return RoleCall(self.method, self.args, step)
+    def then(
+        self, step: Callable[[Any], Update | RoleCall], *, listen: Listener | None = None
+    ) -> RoleCall:
+        return RoleCall(self.method, self.args, step, listen)
 
 
 def call(method: Callable[..., Any], *args: Any) -> _Pending:
@@ -89,14 +129,14 @@ class NodeKit(Generic[DepsT]):
             with _log_scope(name, state, config), metered(name) as record:
                 out = body(state, self.deps, get_runtime())
                 while isinstance(out, RoleCall):
-                    out = out.then(out.run())
+                    out = out.then(out.run(config))
             return self._finish(state, out, record)
 
         async def arun(state: Any, config: RunnableConfig) -> Update:
             with _log_scope(name, state, config), metered(name) as record:
                 out = body(state, self.deps, get_runtime())
                 while isinstance(out, RoleCall):
-                    out = out.then(await out.arun())
+                    out = out.then(await out.arun(config))
             return self._finish(state, out, record)
 
         run.__name__ = arun.__name__ = name

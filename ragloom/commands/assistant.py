@@ -19,8 +19,10 @@ def _config(thread: str | None) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread or f"cli-{uuid.uuid4().hex[:8]}"}}
 
 
-def _print_answer(result: dict[str, Any]) -> None:
-    console.print(result.get("answer", ""), markup=False, highlight=False)
+def _print_answer(result: dict[str, Any], *, streamed: str = "") -> None:
+    """The answer (unless the same text was just streamed), caveat, sources and engine."""
+    if streamed.strip() != str(result.get("answer", "")).strip():
+        console.print(result.get("answer", ""), markup=False, highlight=False)
     if result.get("caveat"):
         console.print(f"[yellow]Note:[/yellow] {escape(str(result['caveat']))}")
     citations = result.get("citations") or []
@@ -35,10 +37,11 @@ def _print_answer(result: dict[str, Any]) -> None:
     console.print(f"[dim]engine: {escape(str(result.get('engine')))}[/dim]")
 
 
-def stream_answer(graph: Any, question: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Stream node progress (stderr) and LLM tokens (stdout); return the final event."""
+def stream_answer(graph: Any, question: str, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Stream node progress (stderr) and the answer's tokens (stdout); return the final event
+    and the streamed text."""
     final: dict[str, Any] = {}
-    printed_tokens = False
+    streamed = ""
     for mode, chunk in graph.stream(
         {"question": question}, config, stream_mode=["updates", "messages", "custom"]
     ):
@@ -50,12 +53,12 @@ def stream_answer(graph: Any, question: str, config: dict[str, Any]) -> dict[str
             if meta.get("langgraph_node") == "generate_answer" and message.content:
                 sys.stdout.write(str(message.content))
                 sys.stdout.flush()
-                printed_tokens = True
+                streamed += str(message.content)
         elif mode == "custom" and chunk.get("event") == "final":
             final = chunk
-    if printed_tokens:
-        sys.stdout.write("\n\n")
-    return final
+    if streamed:
+        sys.stdout.write("\n")
+    return final, streamed
 
 
 def ask(
@@ -70,11 +73,13 @@ def ask(
     with open_assistant() as graph:
         config = _config(thread)
         if stream and not as_json:
-            _print_answer(stream_answer(graph, question, config))
+            final, streamed = stream_answer(graph, question, config)
+            _print_answer(final, streamed=streamed)
             return
         result = graph.invoke({"question": question}, config)
     if as_json:
-        print(json.dumps(result, indent=2, default=str))
+        plain = {key: value for key, value in result.items() if key != "messages"}
+        print(json.dumps(plain, indent=2, default=str))
     else:
         _print_answer(result)
 

@@ -92,9 +92,30 @@ def test_tokens_stream_from_inside_dspy_calls(tmp_path: Path) -> None:
                 final = chunk
         streamed = [r for r in server.chat_requests() if (r.json or {}).get("stream")]
     assert len([t for t in tokens if t]) > 5  # many pieces, not one blob
-    assert "0x" in "".join(tokens)
     assert streamed  # the provider was asked to stream
     assert final is not None and final["event"] == "final" and final["citations"]
+    text = "".join(tokens)
+    assert not any("[[" in t or "##" in t or "[c" in t for t in tokens)  # no wire format, labels
+    assert text.strip() == final["answer"] == "Octal literals start with 0o and hex with 0x [1]."
+
+
+def test_only_answer_tokens_stream_with_final_citation_numbers(tmp_path: Path) -> None:
+    answer = "Octal literals start with 0o [c2]. Hex uses 0x [c1, c2]."
+    llm = AssistantLLM(answer=answer, queries=lambda i: "octal literals lists tuples")
+    with OpenAICompatibleServer(llm) as server:
+        graph = _assistant(server, tmp_path)
+        pieces = [
+            (chunk[0].content, chunk[1]["langgraph_node"])
+            for mode, chunk in graph.stream(
+                {"question": "octal and hex?"}, CONFIG, stream_mode=["messages"]
+            )
+            if isinstance(chunk[0], AIMessageChunk)
+        ]
+        final = graph.get_state(CONFIG).values["messages"][-1]
+    assert {node for _, node in pieces} == {"generate_answer"}  # no router/grader/... tokens
+    streamed = "".join(text for text, _ in pieces)
+    assert streamed.strip() == final.content
+    assert "[1]" in streamed and "[2]" in streamed and "[c" not in streamed
 
 
 @pytest.mark.asyncio

@@ -85,3 +85,21 @@ def test_a_typed_error_prints_one_line_and_exits_1(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert run.stderr.startswith("error: [") and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_ask_stream_on_the_openai_engine_prints_only_answer_text(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragloom.core.testing import OpenAICompatibleServer
+    from tests.graphs.llm_script import AssistantLLM
+
+    llm = AssistantLLM(answer="Prefix the digits with 0o [c1], as in 0o17 [c1].")
+    with OpenAICompatibleServer(llm) as server:
+        monkeypatch.setenv("RAGLOOM_LLM__BASE_URL", server.base_url)
+        monkeypatch.setenv("RAGLOOM_LLM__API_KEY", "sk-test-stream-key")
+        result = runner.invoke(app, ["ask", "How do I write an octal literal?", "--stream"])
+    assert result.exit_code == 0, result.output
+    answer_part = result.stdout.split("Sources")[0]
+    assert "Prefix the digits with 0o [1], as in 0o17 [1]." in answer_part
+    assert "[[ ##" not in result.stdout and "[c1]" not in result.stdout
+    assert "completed" not in answer_part
