@@ -189,3 +189,23 @@ def test_unchanged_old_style_sources_get_their_path_without_re_embedding(
         (project / "docs" / "cli.md").unlink()
         assert ingest_paths(["docs"], store, progress=False, prune=True).removed == 1
         assert ingest_paths(["docs"], store, progress=False).notes == []
+
+
+def test_an_old_style_twin_stays_when_its_new_copy_failed_to_store(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragloom.core.errors import StoreError
+
+    with _store(project) as store:
+        _legacy(store, project / "docs" / "cli.md", "cli.md")
+        real = store.replace_source
+
+        def flaky(source: str, *args: object, **kwargs: object) -> int:
+            if source == "docs/cli.md":
+                raise StoreError("disk full")
+            return real(source, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store, "replace_source", flaky)
+        report = ingest_paths(["docs"], store, progress=False, prune=True)
+        assert [f.source for f in report.failed] == ["docs/cli.md"]
+        assert report.removed == 0 and "cli.md" in store.sources()  # the only copy

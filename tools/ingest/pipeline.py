@@ -160,7 +160,7 @@ def ingest_paths(
         except RagloomError as exc:
             report.failed.append(FileFailure("(store)", exc.code, exc.message))
             return report
-        hashes: dict[str, str] = {}
+        hashes: dict[str, str] = {}  # sources stored or unchanged in this run -> content hash
         with _Progress(progress, len(inputs)) as advance:
             for item in inputs:
                 _ingest_one(
@@ -194,8 +194,8 @@ def _ingest_one(
 ) -> None:
     try:
         doc = load_document(item.path, source=item.source, max_bytes=max_bytes)
-        hashes[item.source] = doc.content_hash
         if known.get(item.source) == doc.content_hash:
+            hashes[item.source] = doc.content_hash
             report.skipped_unchanged += 1
             if stamp:
                 try:
@@ -212,6 +212,7 @@ def _ingest_one(
         report.chunks_written += store.replace_source(
             doc.source, doc.content_hash, chunks, tenant=tenant
         )
+        hashes[item.source] = doc.content_hash  # stored: an old-style twin may now go
         report.ingested += 1
     except RagloomError as exc:
         _fail(report, item.source, exc.code, exc.message)
