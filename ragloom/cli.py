@@ -8,7 +8,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES = ("retrieval", "assistant", "summarize", "compile", "evaluate")
+COMMAND_MODULES = ("retrieval", "assistant", "threads", "summarize", "compile", "evaluate")
 
 app = typer.Typer(
     name="ragloom",

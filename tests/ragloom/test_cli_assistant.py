@@ -103,3 +103,21 @@ def test_ask_stream_on_the_openai_engine_prints_only_answer_text(
     assert "Prefix the digits with 0o [1], as in 0o17 [1]." in answer_part
     assert "[[ ##" not in result.stdout and "[c1]" not in result.stdout
     assert "completed" not in answer_part
+
+
+def test_threads_list_show_delete_prune(workspace: Path) -> None:
+    for thread in ("t-old", "t-new"):
+        assert runner.invoke(app, ["ask", "octal literal?", "--thread", thread]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["threads", "list", "--json"]).output)
+    assert {r["thread_id"] for r in listed} == {"t-old", "t-new"}
+    assert all(r["messages"] == 2 and r["last_question"] == "octal literal?" for r in listed)
+    shown = json.loads(runner.invoke(app, ["threads", "show", "t-old", "--json"]).output)
+    assert [m["type"] for m in shown] == ["human", "ai"]
+    assert runner.invoke(app, ["threads", "delete", "t-old"]).exit_code == 0
+    kept = runner.invoke(app, ["threads", "prune", "--older-than", "1d"])
+    assert "deleted 0 thread(s)" in kept.output
+    pruned = runner.invoke(app, ["threads", "prune", "--older-than", "0m"])
+    assert "deleted 1 thread(s)" in pruned.output
+    assert json.loads(runner.invoke(app, ["threads", "list", "--json"]).output) == []
+    bad = runner.invoke(app, ["threads", "prune", "--older-than", "soon"])
+    assert bad.exit_code != 0
