@@ -404,7 +404,10 @@ class LLMGateway:
 
         def attempt() -> Steps[tuple[Any, Any]]:
             iterator = attempt_fn(self.attempt_timeout(started))
-            return iterator, (yield Next(iterator))
+            first = yield Next(iterator)
+            if first is None:  # closed before any chunk: nothing reached the consumer, retry
+                raise ProviderUnavailableError("the provider's stream ended before its first chunk")
+            return iterator, first
 
         try:
             iterator, first = yield from self.policy.steps(attempt, tally)

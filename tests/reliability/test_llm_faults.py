@@ -48,6 +48,17 @@ def test_a_truncated_body_is_retried_and_a_truncated_stream_is_a_typed_error(
         assert 0 < len("".join(pieces)) < len("one two three four five six seven eight")
 
 
+def test_a_stream_dropped_before_its_first_chunk_is_retried(tmp_path: Path) -> None:
+    """Nothing reached the consumer, so a retry repeats no token (found by the fault suite:
+    such streams used to fail the ask with 'ended early after 0 chunk(s)')."""
+    with OpenAICompatibleServer() as server:
+        settings = make_test_settings(tmp_path, base_url=server.base_url)
+        chat = LLMGateway(settings.llm).chat_model()
+        server.enqueue(Fault(drop_connection=True), "fine now")
+        assert "".join(str(c.content) for c in chat.stream("hi")) == "fine now"
+        assert len(server.chat_requests()) == 2
+
+
 def test_fault_kinds_map_to_typed_errors(tmp_path: Path) -> None:
     with OpenAICompatibleServer() as server:
         settings = make_test_settings(tmp_path, base_url=server.base_url,
