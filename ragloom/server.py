@@ -264,7 +264,7 @@ def create_app(
 
     async def start(who: Principal, question: str, thread_id: str) -> TurnRun:
         graph = await runtime.assistant(who)
-        return runtime.start_turn(graph, who, question, thread_id)
+        return await runtime.start_turn(graph, who, question, thread_id)
 
     # -- health
 

@@ -3,8 +3,9 @@
 A turn runs in its own asyncio task that feeds a queue; HTTP handlers read the queue. So a
 client that disconnects (or a handler that is cancelled) never cancels the run: the turn
 finishes, its answer is checkpointed, and the thread stays consistent (question then answer).
-Only server shutdown cancels runs still going after a grace period. One run per thread at a time
-in a process: a second request on a busy thread gets `ThreadBusyError` (409).
+Only server shutdown cancels runs still going after a grace period. One run per thread at a time:
+a second request on a busy thread gets `ThreadBusyError` (409), within a process and, with the
+PostgreSQL checkpointer, across workers (a session advisory lock per thread).
 
 `graph_input` and `turn_result` are the one adapter between HTTP and the graph's input/output
 keys, so a change of the graph's schema (e.g. messages input) is a change here only.
@@ -13,6 +14,7 @@ keys, so a change of the graph's schema (e.g. messages input) is a change here o
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -111,11 +113,18 @@ class ServerRuntime:
         self._wiring: Any = None
         self._busy: set[str] = set()
         self._runs: set[asyncio.Task[Any]] = set()
+        self._releases: set[asyncio.Future[None]] = set()
+        self.leases: ThreadLeases | None = None
 
     # -- lifecycle
 
     def open(self) -> None:
-        """Open the store and the checkpointer through the wiring (blocking: call in a thread)."""
+        """Open the store and the checkpointer through the wiring, and the thread leases
+        (blocking: call in a thread)."""
+        url = self.settings.checkpointer.postgres_url
+        if self.settings.checkpointer.kind == "postgres" and url is not None:
+            self.leases = ThreadLeases(url.get_secret_value())
+            self._stack.callback(self.leases.close)
         if self._build_assistant is not None:
             return
         from ragloom.graphs.wiring import Wiring
@@ -133,6 +142,8 @@ class ServerRuntime:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=2)
+        if self._releases:
+            await asyncio.wait(self._releases, timeout=5)
         await asyncio.to_thread(self._stack.close)
 
     # -- graphs
@@ -193,24 +204,64 @@ class ServerRuntime:
 
     # -- turns
 
-    def start_turn(
+    async def start_turn(
         self, graph: Any, principal: Principal, question: str, thread_id: str
     ) -> TurnRun:
-        """Start a turn in the background; ThreadBusyError if the thread has one running."""
+        """Start a turn in the background; ThreadBusyError if the thread has one running here
+        or, with the PostgreSQL checkpointer, on any worker."""
         key = principal.thread_key(thread_id)
+        busy = ThreadBusyError(f"thread {thread_id} is answering another question; retry soon")
         if key in self._busy:
-            raise ThreadBusyError(f"thread {thread_id} is answering another question; retry soon")
+            raise busy
         self._busy.add(key)
+        try:
+            leased = self.leases is None or await asyncio.to_thread(self.leases.acquire, key)
+        except BaseException:
+            self._busy.discard(key)
+            raise
+        if not leased:
+            self._busy.discard(key)
+            raise busy
         run = TurnRun(graph, question, thread_id, key)
         task = asyncio.create_task(run.execute(), name=f"turn-{key}")
         self._runs.add(task)
-
-        def done(finished: asyncio.Task[Any]) -> None:
-            self._runs.discard(finished)
-            self._busy.discard(key)
-
-        task.add_done_callback(done)
+        task.add_done_callback(lambda finished: self._finish(finished, key))
         return run
+
+    def _finish(self, task: asyncio.Task[Any], key: str) -> None:
+        self._runs.discard(task)
+        self._busy.discard(key)
+        if self.leases is not None:
+            release = asyncio.get_running_loop().run_in_executor(None, self.leases.release, key)
+            self._releases.add(release)
+            release.add_done_callback(self._releases.discard)
+
+
+class ThreadLeases:
+    """Per-thread run leases across processes: PostgreSQL session advisory locks on one
+    connection of this worker (a worker that dies releases its leases with its session)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        self._lock = threading.Lock()
+
+    def _query(self, sql: str, key: str) -> bool:
+        with self._lock, self._conn.cursor() as cur:
+            cur.execute(sql, (key,))
+            row = cur.fetchone()
+        return bool(row and row[0])
+
+    def acquire(self, key: str) -> bool:
+        """True when this worker now holds `key` (False: another session holds it)."""
+        return self._query("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", key)
+
+    def release(self, key: str) -> None:
+        self._query("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", key)
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 _END = object()

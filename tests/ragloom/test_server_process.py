@@ -132,3 +132,45 @@ def test_two_workers_continue_one_thread_through_postgres(
         for _ in range(4):
             with httpx.Client(base_url=url, headers=auth(KEY_B), timeout=60) as client:
                 assert client.get(f"/v1/threads/{thread}").status_code == 404
+
+
+def test_a_busy_thread_is_refused_by_another_worker(
+    tmp_path: Path, postgres_url: str  # noqa: F811
+) -> None:
+    """Two servers (two processes' worth: two connections) on one PostgreSQL: while one runs a
+    turn on a thread, the other answers 409 `thread_busy` for it, and 200 once it is done."""
+    import asyncio
+    import threading
+
+    from ragloom.server import create_app
+    from tests.ragloom.server_helpers import running, server_settings
+
+    gate = threading.Event()
+
+    class Held:
+        """A run that, on a `lease-` thread, waits until the test lets it finish."""
+
+        async def astream(self, _input: Any, config: dict[str, Any], **kwargs: Any) -> Any:
+            yield ("updates", {"start_turn": {}})
+            while "lease-" in config["configurable"]["thread_id"] and not gate.is_set():
+                await asyncio.sleep(0.05)
+            yield ("values", {"answer": "done", "citations": [], "engine": "held"})
+
+    settings = server_settings(tmp_path, checkpointer={"kind": "postgres",
+                                                       "postgres_url": postgres_url})
+    body = {"question": "q?", "thread_id": f"lease-{os.getpid()}"}
+    with running(create_app(settings, build_assistant=lambda t: Held())) as first, \
+            running(create_app(settings, build_assistant=lambda t: Held())) as second:
+        with httpx.stream("POST", f"{first}/v1/ask/stream", json=body, headers=auth(KEY_A),
+                          timeout=30) as reply:
+            lines = reply.iter_lines()
+            assert next(lines).startswith("event: node")
+            busy = httpx.post(f"{second}/v1/ask", json=body, headers=auth(KEY_A), timeout=30)
+            assert busy.status_code == 409 and busy.json()["error"]["code"] == "thread_busy"
+            other = httpx.post(f"{second}/v1/ask", json={**body, "thread_id": "free"},
+                               headers=auth(KEY_A), timeout=30)
+            assert other.status_code == 200  # other threads are not held up
+            gate.set()
+            assert "event: final" in "\n".join(lines)
+        done = httpx.post(f"{second}/v1/ask", json=body, headers=auth(KEY_A), timeout=30)
+        assert done.status_code == 200 and done.json()["answer"] == "done"
