@@ -1,24 +1,26 @@
-"""Retrieval over a chunk store: a `Retriever` for code, and LangChain tools for agents.
+"""Retrieval over a chunk store for code and for the ecosystem's doors.
 
-`make_retrieval_tools(store)` returns `search_documents` and `get_document`, typed (pydantic args)
-tools whose results carry what a citation needs: chunk id, source, heading path, score and text.
+- `Retriever`: a store plus default search settings (what the CLI's `search` uses).
+- `StoreRetriever`: a LangChain `BaseRetriever` (chains, agents, `.as_tool()`).
+- `DSPyRetriever`: a DSPy retrieval model (passages for a `dspy.Module` or `dspy.Retrieve`).
+
+Every result carries what a citation needs: chunk id, source, heading path, score and text.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from pydantic import BaseModel, Field
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
 
 from ragloom.core.documents import Chunk
-from ragloom.core.errors import ConfigError, RagloomError
+from ragloom.core.errors import ConfigError
 from ragloom.tools.stores.base import SEARCH_MODES, ChunkStore, Filters, SearchMode
-
-if TYPE_CHECKING:
-    from langchain_core.tools import BaseTool
 
 log = structlog.get_logger(__name__)
 
@@ -89,71 +91,58 @@ def chunk_result(chunk: Chunk, *, max_chars: int | None = None) -> dict[str, Any
     }
 
 
-class SearchDocumentsArgs(BaseModel):
-    """Arguments of the `search_documents` tool."""
+class StoreRetriever(BaseRetriever):
+    """A LangChain retriever over any ragloom store, for LangChain chains and agents.
 
-    query: str = Field(description="What to look for, in natural language or keywords.")
-    k: int = Field(6, ge=1, le=50, description="How many chunks to return.")
-    mode: Literal["bm25", "vector", "hybrid"] = Field(
-        "hybrid", description="bm25 (keywords), vector (meaning) or hybrid (both)."
-    )
-    filters: str = Field(
-        "", description="Optional filters, e.g. 'path:library/ tag:stdlib after:2024-01-01'."
-    )
+    Documents carry the citation fields in `metadata` (`chunk_id`, `source`, `heading_path`,
+    `score`, `title`). `retriever.as_tool(...)` makes an agent tool of it.
+
+        retriever = StoreRetriever(store=wiring.store, k=4, mode="hybrid")
+        docs = retriever.invoke("How do I write an octal literal?")
+    """
+
+    store: Any
+    k: int = 6
+    mode: SearchMode = "hybrid"
+    alpha: float = 0.5
+    tenant: str | None = None
+    filters: str = ""
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        retriever = Retriever(self.store, mode=self.mode, alpha=self.alpha, k=self.k,
+                              tenant=self.tenant)  # fmt: skip
+        chunks = retriever.search(query, filters=self.filters or None)
+        return [_document(chunk) for chunk in chunks]
 
 
-class GetDocumentArgs(BaseModel):
-    """Arguments of the `get_document` tool: a source path or a chunk id."""
-
-    source: str | None = Field(
-        None, description="Source path of a document, e.g. 'library/os.rst'."
-    )
-    chunk_id: str | None = Field(None, description="Id of a chunk returned by search_documents.")
+def _document(chunk: Chunk) -> Document:
+    meta = chunk_result(chunk)
+    text = meta.pop("text")
+    return Document(page_content=text, id=chunk.id, metadata={**meta, "title": chunk.title})
 
 
-def make_retrieval_tools(
-    store: ChunkStore, tenant: str | None = None, *, alpha: float = 0.5, max_chars: int = 2000
-) -> list[BaseTool]:
-    """`search_documents` and `get_document` as LangChain tools over `store`."""
-    from langchain_core.tools import StructuredTool
+@dataclass(frozen=True)
+class Passage:
+    """One retrieved passage as DSPy's `Retrieve` reads it (`long_text`), with its citation."""
 
-    retriever = Retriever(store, tenant=tenant, alpha=alpha)
+    long_text: str
+    chunk_id: str
+    source: str
+    score: float | None
 
-    def search_documents(
-        query: str, k: int = 6, mode: SearchMode = "hybrid", filters: str = ""
-    ) -> str:
-        try:
-            chunks = retriever.search(query, k=k, mode=mode, filters=filters)
-        except RagloomError as exc:
-            return json.dumps({"error": str(exc)})
-        return json.dumps([chunk_result(c, max_chars=max_chars) for c in chunks])
 
-    def get_document(source: str | None = None, chunk_id: str | None = None) -> str:
-        if bool(source) == bool(chunk_id):
-            return json.dumps({"error": "give exactly one of source or chunk_id"})
-        try:
-            chunks = (
-                retriever.get_document(source) if source else retriever.get_chunks([chunk_id or ""])
-            )
-        except RagloomError as exc:
-            return json.dumps({"error": str(exc)})
-        if not chunks:
-            return json.dumps({"error": f"not found: {source or chunk_id}"})
-        return json.dumps({
-            "source": chunks[0].source,
-            "title": chunks[0].title,
-            "chunks": [chunk_result(c) for c in chunks],
-        })
+class DSPyRetriever:
+    """A DSPy retrieval model over any ragloom store: call it for passages, use it inside a
+    `dspy.Module`, or `dspy.configure(rm=DSPyRetriever(store))` for `dspy.Retrieve`."""
 
-    return [
-        StructuredTool.from_function(
-            search_documents, name="search_documents", args_schema=SearchDocumentsArgs,
-            description="Search the document store. Returns JSON chunks with chunk_id, source, "
-                        "heading_path, score and text; cite chunks by chunk_id.",
-        ),
-        StructuredTool.from_function(
-            get_document, name="get_document", args_schema=GetDocumentArgs,
-            description="Fetch a whole document by source path, or one chunk by chunk_id. "
-                        "Returns JSON.",
-        ),
-    ]
+    def __init__(self, store: ChunkStore, *, k: int = 6, mode: SearchMode = "hybrid",
+                 alpha: float = 0.5, tenant: str | None = None) -> None:  # fmt: skip
+        self.retriever = Retriever(store, mode=mode, alpha=alpha, k=k, tenant=tenant)
+
+    def __call__(self, query: str, k: int | None = None, **_: Any) -> list[Passage]:
+        return [
+            Passage(long_text=c.text, chunk_id=c.id, source=c.source, score=c.score)
+            for c in self.retriever.search(query, k=k)
+        ]

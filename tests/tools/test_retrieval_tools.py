@@ -1,8 +1,7 @@
-"""Retriever and the LangChain tools: typed args, citation-ready results."""
+"""Retriever, the LangChain retriever and the DSPy retriever: citation-ready results."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 
 from ragloom.core.errors import ConfigError
 from ragloom.core.testing.embedders import HashingEmbedder
-from ragloom.tools.retrieval import Retriever, make_retrieval_tools
+from ragloom.tools.retrieval import DSPyRetriever, Retriever, StoreRetriever
 from ragloom.tools.stores.base import Filters
 from ragloom.tools.stores.embedded import EmbeddedStore
 from tests.tools.test_store_conformance import ALL_CHUNKS, ID
@@ -44,49 +43,47 @@ def test_tenant_retriever_sees_only_its_tenant(store: EmbeddedStore) -> None:
     assert [c.id for c in results] == [ALL_CHUNKS[0].id]
 
 
-def test_tools_have_typed_schemas(store: EmbeddedStore) -> None:
-    search, get = make_retrieval_tools(store)
-    assert (search.name, get.name) == ("search_documents", "get_document")
-    fields = search.args_schema.model_json_schema()["properties"]  # type: ignore[union-attr]
-    assert set(fields) == {"query", "k", "mode", "filters"}
-    assert fields["mode"]["enum"] == ["bm25", "vector", "hybrid"]
-    assert set(get.args_schema.model_json_schema()["properties"]) == {  # type: ignore[union-attr]
-        "source", "chunk_id"}
-    with pytest.raises(Exception, match="mode"):
-        search.invoke({"query": "x", "mode": "fuzzy"})
+def test_langchain_retriever_returns_documents_with_citation_metadata(
+    store: EmbeddedStore,
+) -> None:
+    retriever = StoreRetriever(store=store, k=2, mode="hybrid")
+    docs = retriever.invoke("lentil soup")
+    assert len(docs) == 2 and docs[0].id == ID[("kitchen/soup.md", 0)]
+    assert docs[0].metadata["source"] == "kitchen/soup.md"
+    assert docs[0].metadata["heading_path"] == ["Guide", "kitchen"]
+    assert docs[0].page_content.startswith("Simmer the lentil")
+    garden = StoreRetriever(store=store, k=10, filters="path:garden/").invoke("lentil soup")
+    assert {d.metadata["source"] for d in garden} <= {"garden/roses.md", "garden/tomatoes.md"}
+    other = StoreRetriever(store=store, k=10, tenant="other", mode="vector").invoke("tomato")
+    assert [d.id for d in other] == [ALL_CHUNKS[0].id]
+    tool = retriever.as_tool(name="search_docs", description="Search the documents.")
+    assert "lentil" in str(tool.invoke({"input": "lentil soup"})).lower()
 
 
-def test_search_documents_returns_citation_fields(store: EmbeddedStore) -> None:
-    search, _ = make_retrieval_tools(store)
-    results = json.loads(search.invoke({"query": "lentil soup", "k": 2, "mode": "hybrid"}))
-    assert len(results) == 2
-    top = results[0]
-    assert set(top) == {"chunk_id", "source", "heading_path", "score", "text"}
-    assert top["chunk_id"] == ID[("kitchen/soup.md", 0)]
-    assert top["source"] == "kitchen/soup.md"
-    assert top["heading_path"] == ["Guide", "kitchen"]
-    assert top["score"] == pytest.approx(1.0)
-    filtered = json.loads(search.invoke({"query": "lentil soup", "filters": "path:garden/"}))
-    assert {r["source"] for r in filtered} <= {"garden/roses.md", "garden/tomatoes.md"}
-    bad = json.loads(search.invoke({"query": "x", "filters": "nonsense"}))
-    assert "error" in bad
+def test_langchain_chain_can_use_the_retriever(store: EmbeddedStore) -> None:
+    from langchain_core.runnables import RunnableLambda
+
+    chain = StoreRetriever(store=store, k=1) | RunnableLambda(
+        lambda docs: f"{docs[0].metadata['source']}: {docs[0].page_content}"
+    )
+    assert chain.invoke("lentil soup").startswith("kitchen/soup.md: Simmer")
 
 
-def test_get_document_by_source_or_chunk_id(store: EmbeddedStore) -> None:
-    _, get = make_retrieval_tools(store)
-    whole = json.loads(get.invoke({"source": "kitchen/bread.md"}))
-    assert whole["source"] == "kitchen/bread.md"
-    assert [c["chunk_id"] for c in whole["chunks"]] == [
-        ID[("kitchen/bread.md", 0)], ID[("kitchen/bread.md", 1)]]
-    one = json.loads(get.invoke({"chunk_id": ID[("garden/roses.md", 0)]}))
-    assert one["chunks"][0]["text"].startswith("Roses bloom")
-    assert "error" in json.loads(get.invoke({}))
-    assert "error" in json.loads(get.invoke({"source": "a", "chunk_id": "b"}))
-    assert "not found" in json.loads(get.invoke({"source": "missing.md"}))["error"]
+def test_dspy_retriever_in_a_module_and_as_dspy_retrieve(store: EmbeddedStore) -> None:
+    import dspy
 
+    rm = DSPyRetriever(store, k=2)
+    passages = rm("lentil soup")
+    assert passages[0].chunk_id == ID[("kitchen/soup.md", 0)]
 
-def test_tools_respect_their_tenant(store: EmbeddedStore) -> None:
-    search, get = make_retrieval_tools(store, tenant="other")
-    results = json.loads(search.invoke({"query": "tomato", "k": 10}))
-    assert [r["chunk_id"] for r in results] == [ALL_CHUNKS[0].id]
-    assert "error" in json.loads(get.invoke({"source": "kitchen/bread.md"}))
+    class Lookup(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.retrieve = dspy.Retrieve(k=1)
+
+        def forward(self, question: str) -> dspy.Prediction:
+            return dspy.Prediction(context=self.retrieve(question).passages)
+
+    with dspy.context(rm=rm):
+        out = Lookup()(question="lentil soup")
+    assert len(out.context) == 1 and out.context[0].startswith("Simmer the lentil")
