@@ -42,6 +42,7 @@ ANSWER = "[[ ## answer ## ]]\nok\n\n[[ ## completed ## ]]"
 MESSAGES = [{"role": "system", "content": "Answer briefly."},
             {"role": "user", "content": "What is an octal literal in Python?"}]
 MODEL = "gpt-4o-mini"
+TIMEOUT = 120.0  # the threaded test server accepts a 500-connection burst slowly on a busy box
 LAYERS = ["aiohttp", "httpx2", "sdk_httpx", "sdk_aiohttp", "chatopenai", "gateway_httpx",
           "gateway_aiohttp", "dspy_fake_lm", "dspy_gateway", "full_ask"]
 
@@ -83,7 +84,8 @@ async def layer(name: str, base_url: str, assistant_url: str) -> tuple[Call, flo
     if name == "aiohttp":
         import aiohttp
 
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                        timeout=aiohttp.ClientTimeout(total=TIMEOUT))
 
         async def raw_aiohttp() -> Any:
             async with session.post(f"{base_url}/chat/completions", json=body) as response:
@@ -93,7 +95,7 @@ async def layer(name: str, base_url: str, assistant_url: str) -> tuple[Call, flo
     if name == "httpx2":
         import httpx2
 
-        client = httpx2.AsyncClient(limits=httpx2.Limits(max_connections=1000))
+        client = httpx2.AsyncClient(limits=httpx2.Limits(max_connections=1000), timeout=TIMEOUT)
 
         async def raw_httpx() -> Any:
             return (await client.post(f"{base_url}/chat/completions", json=body)).json()
@@ -104,7 +106,7 @@ async def layer(name: str, base_url: str, assistant_url: str) -> tuple[Call, flo
 
         http = openai.DefaultAioHttpClient() if name == "sdk_aiohttp" else None
         sdk = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0,
-                                 http_client=http)
+                                 http_client=http, timeout=TIMEOUT)
 
         async def sdk_call() -> Any:
             return await sdk.chat.completions.create(model=MODEL, messages=MESSAGES,  # type: ignore[arg-type]
@@ -115,16 +117,16 @@ async def layer(name: str, base_url: str, assistant_url: str) -> tuple[Call, flo
         from langchain_openai import ChatOpenAI
 
         chat = ChatOpenAI(model=MODEL, base_url=base_url, api_key="x",  # type: ignore[arg-type]
-                          max_retries=0, temperature=0.0)
+                          max_retries=0, temperature=0.0, timeout=TIMEOUT)
         return (lambda: chat.ainvoke(MESSAGES)), 1, None
     from ragloom.core.llm import LLMGateway
     from ragloom.core.settings import LLMSettings
 
-    settings = LLMSettings(base_url=base_url, model=MODEL)
+    settings = LLMSettings(base_url=base_url, model=MODEL, timeout=TIMEOUT, deadline=600)
     if name in ("gateway_httpx", "gateway_aiohttp"):
         gateway = LLMGateway(settings, transport=name.split("_")[1])  # type: ignore[arg-type]
         gateway_chat = gateway.chat_model()
-        return (lambda: gateway_chat.ainvoke(MESSAGES)), 1, None
+        return (lambda: gateway_chat.ainvoke(MESSAGES)), 1, gateway.async_clients
     import dspy
 
     from ragloom.prompts.programs import make_adapter
@@ -132,17 +134,19 @@ async def layer(name: str, base_url: str, assistant_url: str) -> tuple[Call, flo
     predict = dspy.Predict("question -> answer")
     adapter = make_adapter()
     if name == "dspy_fake_lm":
-        lm: Any = _FakeLM()
+        lm: Any = _fake_lm()
     elif name == "dspy_gateway":
-        lm = LLMGateway(settings).dspy_lm()
+        gateway = LLMGateway(settings)
+        lm = gateway.dspy_lm()
     else:
         return await _full_ask(assistant_url)
+    closer = gateway.async_clients if name == "dspy_gateway" else None
 
     async def dspy_call() -> Any:
         with dspy.context(lm=lm, adapter=adapter):
             return await predict.acall(question="What is an octal literal in Python?")
 
-    return dspy_call, 1, None
+    return dspy_call, 1, closer
 
 
 def _fake_lm_class() -> type[Any]:
@@ -169,7 +173,7 @@ def _fake_lm_class() -> type[Any]:
     return FakeLM
 
 
-def _FakeLM() -> Any:  # noqa: N802 - reads as the class it builds
+def _fake_lm() -> Any:
     return _fake_lm_class()()
 
 
@@ -194,7 +198,7 @@ async def _full_ask(base_url: str) -> tuple[Call, float, Any]:
 async def measure(call: Call, sequential: int, concurrent: int) -> dict[str, float]:
     for _ in range(5):
         await call()  # warm: imports, connections, the loop's client
-    await asyncio.gather(*(call() for _ in range(min(concurrent, 50))))
+    await asyncio.gather(*(call() for _ in range(concurrent)))  # open the connections a burst needs
     gc.collect()
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(sequential):
@@ -221,7 +225,7 @@ async def run(layers: list[str], sequential: int, concurrent: int, base_url: str
             "concurrent_wall_s": round(figures["con_wall_s"], 3),
         }
         if closer is not None:
-            close = getattr(closer, "close", None) or closer.aclose
+            close = getattr(closer, "aclose", None) or closer.close
             result = close()
             if asyncio.iscoroutine(result):
                 await result

@@ -40,6 +40,7 @@ from ragloom.core.loops import PerLoop
 from ragloom.core.openai_clients import (
     DEFAULT_TRANSPORT,
     AsyncClientProxy,
+    LeanCompletions,
     Transport,
     async_http_client,
 )
@@ -214,9 +215,10 @@ class LLMGateway:
             "stream_usage": True,
         }
         if not _CLIENT_PARAMS.intersection(overrides):
-            root = AsyncClientProxy(self.async_clients)
-            params["root_async_client"] = root
-            params["async_client"] = root.chat.completions
+            params["root_client"] = self.sync_client()
+            params["client"] = LeanCompletions(self.sync_client, asynchronous=False)
+            params["root_async_client"] = AsyncClientProxy(self.async_clients)
+            params["async_client"] = LeanCompletions(self.async_clients.get, asynchronous=True)
         params.update(overrides)
         chat = GatewayChatOpenAI(gateway=self, **params)
         if not overrides:
