@@ -373,3 +373,36 @@ async def test_async_stream_cut_off_is_an_error_not_a_retry(
     assert "one " in seen
     assert len(server.chat_requests()) == 2  # one retry before the first chunk, none after
     assert gateway.usage.recent[0].attempts == 2 and not gateway.usage.recent[0].ok
+
+
+# -- the lean request path ----------------------------------------------------------------------
+
+
+def test_lean_requests_match_what_the_sdk_sends(gateway: LLMGateway, server: Server) -> None:
+    """The gateway posts ChatOpenAI's JSON body without the SDK's transform: same bytes."""
+    from langchain_openai import ChatOpenAI
+
+    plain = ChatOpenAI(model="gpt-4o-mini", base_url=server.base_url, api_key="x",  # type: ignore[arg-type]
+                       max_retries=0, temperature=0.0, max_tokens=64, stream_usage=True)
+    ours = gateway.chat_model(max_tokens=64)
+    for chat in (plain, ours):
+        server.enqueue(Reply("", tool_calls=[ToolCall("get_weather", {"city": "Oslo"})]))
+        reply = chat.bind_tools([get_weather]).invoke(
+            [("system", "be brief"), ("user", "Weather in Oslo?")], stop=["\n\n"])
+        assert reply.tool_calls[0]["args"] == {"city": "Oslo"}
+    sdk_body, lean_body = chat_bodies(server)
+    assert lean_body == sdk_body
+
+
+async def test_async_lean_path_and_sdk_fallbacks(gateway: LLMGateway, server: Server) -> None:
+    from ragloom.core.openai_clients import _is_json
+
+    assert _is_json({"a": [1, 2.0, None, True, {"b": "c"}]})
+    assert not _is_json({"a": (1, 2)}) and not _is_json({"a": object()})
+    server.enqueue(Reply("lean", usage={"prompt_tokens": 3, "completion_tokens": 1}))
+    reply = await gateway.chat_model().ainvoke("hi")
+    assert reply.content == "lean" and reply.usage_metadata["input_tokens"] == 3
+    server.enqueue("streamed reply")  # streams go through the SDK's own create()
+    chunks = [c.content async for c in gateway.chat_model().astream("hi") if c.content]
+    assert "".join(chunks) == "streamed reply"
+    assert [r.attempts for r in gateway.usage.recent] == [1, 1]

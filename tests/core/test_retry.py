@@ -17,7 +17,18 @@ from ragloom.core.errors import (
     RateLimitError,
     StoreUnavailableError,
 )
-from ragloom.core.retry import RetryPolicy, retry_policy
+from ragloom.core.retry import (
+    Call,
+    Emit,
+    RetryPolicy,
+    Steps,
+    Tally,
+    arun,
+    astream,
+    iterate,
+    retry_policy,
+    run,
+)
 from tests.core.conftest import FakeClock
 
 
@@ -184,3 +195,78 @@ async def test_async_non_retryable(fake_clock: FakeClock) -> None:
     with pytest.raises(BadRequestError):
         await _policy(fake_clock).acall(fn)
     assert calls == 1
+
+
+# -- one implementation, two drivers: steps run the same sync and async ------------------------
+
+
+def _call_steps(policy: RetryPolicy, fn: Callable[[], object], tally: Tally,
+                finished: list[str]) -> Steps[object]:
+    def attempt() -> Steps[object]:
+        return (yield Call(fn))
+
+    try:
+        return (yield from policy.steps(attempt, tally))
+    finally:
+        finished.append("done")
+
+
+def _async(fn: Callable[[], object]) -> Callable[[], object]:
+    async def call() -> object:
+        return fn()
+
+    return call
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_steps_retry_and_map_errors_the_same_under_both_drivers(
+    fake_clock: FakeClock, driver: str
+) -> None:
+    import asyncio
+
+    import httpx
+
+    policy = _policy(fake_clock)
+    request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    fn, calls = _failing([RateLimitError("slow down", status=429, retry_after=2.0),
+                          httpx.ConnectError("refused", request=request)])
+    tally, finished = Tally(), []
+    steps = _call_steps(policy, fn if driver == "sync" else _async(fn), tally, finished)
+    result = run(steps, policy.sleep) if driver == "sync" else asyncio.run(
+        arun(steps, policy.asleep))
+    assert result == "ok" and len(calls) == 3 and tally.attempts == 3
+    assert fake_clock.sleeps[0] == 2.0 and len(fake_clock.sleeps) == 2  # Retry-After honoured
+    assert finished == ["done"]
+
+    fn, calls = _failing([httpx.ReadTimeout("slow", request=request)] * 9)
+    steps = _call_steps(_policy(fake_clock, max_retries=1), fn if driver == "sync"
+                        else _async(fn), Tally(), finished)
+    with pytest.raises(ProviderTimeoutError):  # mapped, not raw httpx
+        run(steps) if driver == "sync" else asyncio.run(arun(steps, fake_clock.asleep))
+    assert len(calls) == 2 and finished == ["done", "done"]
+
+
+def test_stream_drivers_emit_in_order_and_finish_when_the_consumer_stops() -> None:
+    import asyncio
+
+    finished: list[str] = []
+
+    def numbers() -> Steps[None]:
+        try:
+            for value in range(5):
+                yield Emit(value)
+        finally:
+            finished.append("closed")
+
+    assert list(iterate(numbers())) == [0, 1, 2, 3, 4]
+    early = iterate(numbers())
+    assert next(early) == 0
+    early.close()  # the consumer stopped after one item: the steps' finally still ran
+    assert finished == ["closed", "closed"]
+
+    async def consume() -> list[object]:
+        return [value async for value in astream(numbers())]
+
+    assert asyncio.run(consume()) == [0, 1, 2, 3, 4] and len(finished) == 3
+    with pytest.raises(RuntimeError, match="emit"):
+        run(numbers())
