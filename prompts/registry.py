@@ -185,12 +185,29 @@ class PromptRegistry:
         if artefact is None:
             return program
         try:
-            program.load(str(artefact.path))
+            _load_state(program, artefact.path)
         except Exception as exc:  # a corrupt state file must not take the assistant down
             log.warning("prompt artefact unreadable", artefact=str(artefact.path), error=str(exc))
             return build_program(module)
         log.info("prompt artefact loaded", module=module, artefact=str(artefact.path))
         return program
+
+
+def _sole_predictor(program: Any) -> Any:
+    """The program's only predictor (a `dspy.Predict`), or None when it has several."""
+    predictors = list(program.named_predictors())
+    return predictors[0][1] if len(predictors) == 1 else None
+
+
+def _load_state(program: Any, path: Path) -> None:
+    """Load an artefact: a single predictor's state (what `save_artefact` writes, loadable by
+    a bare `dspy.Predict(Signature).load(path)`) or a whole program's (older artefacts)."""
+    state = json.loads(path.read_text(encoding="utf-8"))
+    predictor = _sole_predictor(program)
+    if predictor is not None and "signature" in state:
+        predictor.load_state(state)
+    else:
+        program.load(str(path))
 
 
 def load_judges(settings: Any) -> dict[str, Any]:
@@ -220,7 +237,8 @@ def save_artefact(
     fd, tmp_name = tempfile.mkstemp(suffix=".json", dir=target, prefix=".tmp-")
     os.close(fd)
     tmp = Path(tmp_name)
-    program.save(str(tmp), save_program=False)
+    predictor = _sole_predictor(program)
+    (predictor if predictor is not None else program).save(str(tmp), save_program=False)
     digest = file_hash(tmp)
     path = target / f"{digest}.json"
     tmp.replace(path)

@@ -32,13 +32,27 @@ def test_saved_artefact_is_json_state_with_metadata(tmp_path: Path) -> None:
     artefact = save_artefact(_compiled_answerer("A [c1]."), "answerer", {"model": "m"}, tmp_path)
     assert artefact.path == tmp_path / "answerer" / f"{artefact.hash}.json"
     state = json.loads(artefact.path.read_text())
-    assert state["predict"]["demos"][0]["answer"] == "A [c1]."
+    assert state["demos"][0]["answer"] == "A [c1]."  # the predictor's own state
+    bare = dspy.Predict(AnswerQuestion)
+    bare.load(str(artefact.path))  # loadable without ragloom's programs
+    assert bare.demos[0]["answer"] == "A [c1]."
     meta = json.loads(artefact.meta_path.read_text())
     assert meta["module"] == "answerer"
     assert meta["signature_hash"] == module_signature_hash("answerer")
     assert meta["dspy_version"] == dspy.__version__
     assert meta["model"] == "m" and meta["created"]
     assert not list(tmp_path.rglob("*.pkl"))
+
+
+def test_older_whole_program_artefacts_still_load(tmp_path: Path) -> None:
+    target = tmp_path / "answerer"
+    target.mkdir()
+    _compiled_answerer("old format [c1].").save(str(target / "abc.json"), save_program=False)
+    meta = {"module": "answerer", "hash": "abc", "created": "2026-01-01T00:00:00+00:00",
+            "signature_hash": module_signature_hash("answerer")}  # fmt: skip
+    (target / "abc.meta.json").write_text(json.dumps(meta))
+    program = PromptRegistry(tmp_path).load("answerer")
+    assert program.predict.demos[0]["answer"] == "old format [c1]."
 
 
 def test_newest_matching_artefact_is_loaded(tmp_path: Path) -> None:
