@@ -19,6 +19,7 @@ from typing import Any
 
 import dspy
 
+from ragloom.core.extras import missing_extra
 from ragloom.prompts.programs import SignatureProgram, cited_ids
 
 Metric = Callable[..., float | bool]
@@ -56,7 +57,10 @@ def token_f1(prediction: str, reference: str) -> float:
 
 @lru_cache(maxsize=1)
 def _rouge() -> Any:
-    from rouge_score import rouge_scorer
+    try:
+        from rouge_score import rouge_scorer
+    except ImportError as exc:
+        raise missing_extra("eval", "rouge-score", "the ROUGE-L metric") from exc
 
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 

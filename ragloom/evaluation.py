@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from ragloom.core.extras import missing_extra
 from ragloom.core.settings import Settings
 
 
@@ -181,13 +182,17 @@ def evaluate_summaries(
     settings: Settings,
     *,
     limit: int | None = None,
-    length: str = "short",
+    length: Literal["short", "medium", "long"] = "short",
     progress: bool = True,
 ) -> dict[str, Any]:
     """ROUGE-1/2/L F1 of the summarizer's overview of each `corpus/library/*.rst` page (its lead
     paragraph removed) against that paragraph, next to the lead-k baseline of the same length."""
     from rich.progress import Progress
-    from rouge_score import rouge_scorer
+
+    try:
+        from rouge_score import rouge_scorer
+    except ImportError as exc:
+        raise missing_extra("eval", "rouge-score", "ragloom eval summaries") from exc
 
     from ragloom.core.text import clean_markup, split_sentences
     from ragloom.graphs.summarizer import build_summarizer

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import typer
+from langchain_core.runnables import RunnableConfig
 from rich.console import Console
 from rich.markup import escape
 
@@ -15,7 +16,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _config(thread: str | None) -> dict[str, Any]:
+def _config(thread: str | None) -> RunnableConfig:
     return {"configurable": {"thread_id": thread or f"cli-{uuid.uuid4().hex[:8]}"}}
 
 
@@ -37,7 +38,7 @@ def _print_answer(result: dict[str, Any], *, streamed: str = "") -> None:
     console.print(f"[dim]engine: {escape(str(result.get('engine')))}[/dim]")
 
 
-def stream_answer(graph: Any, question: str, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def stream_answer(graph: Any, question: str, config: RunnableConfig) -> tuple[dict[str, Any], str]:
     """Stream node progress (stderr) and the answer's tokens (stdout); return the final event
     and the streamed text."""
     final: dict[str, Any] = {}

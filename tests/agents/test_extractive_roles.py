@@ -14,10 +14,10 @@ from ragloom.agents.extractive import (
     ExtractiveRewriter,
     ExtractiveRouter,
 )
-from ragloom.core.text import is_meta_instruction, split_sentences, terms
 from ragloom.agents.roles import Draft, Turn
 from ragloom.core.documents import Chunk
 from ragloom.core.testing.embedders import HashingEmbedder
+from ragloom.core.text import is_meta_instruction, split_sentences, terms
 
 HEX_FAQ = "faq/programming/how-do-i-specify-hexadecimal-and-octal-integers.rst"
 QUESTION = "How do I specify hexadecimal and octal integers?"

@@ -9,9 +9,9 @@ import pytest
 
 from ragloom.agents.extractive import ExtractiveMapSummarizer, ExtractiveReduceSummarizer
 from ragloom.agents.extractive.summarizer import MAP_BUDGETS, merge_sections
-from ragloom.core.text import split_sentences
 from ragloom.agents.roles import SectionSummary
 from ragloom.core.testing.embedders import HashingEmbedder
+from ragloom.core.text import split_sentences
 
 
 @pytest.fixture
