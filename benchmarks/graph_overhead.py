@@ -1,7 +1,10 @@
 """Assistant graph overhead: the real graph with instant fakes vs a raw LangGraph graph of the
 same topology whose nodes do nothing. Prints JSON.
 
-    python benchmarks/graph_overhead.py [--runs 2000]
+    python benchmarks/graph_overhead.py [--runs 2000] [--postgres-url URL]
+
+With `--postgres-url` (or RAGLOOM_TEST_POSTGRES_URL) the pooled PostgreSQL saver of
+`ragloom.graphs.checkpointers` is measured too (sync path: its ConnectionPool).
 """
 
 from __future__ import annotations
@@ -83,11 +86,19 @@ def interleaved_ms(first: Any, second: Any, runs: int, threaded: bool) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--postgres-url", default=os.environ.get("RAGLOOM_TEST_POSTGRES_URL"))
     args = parser.parse_args()
     # the product's log line per answer stays on, as JSON, as in a deployed app
     configure_logging(level="INFO", fmt="json", stream=open(os.devnull, "w"))  # noqa: SIM115
     result: dict[str, Any] = {"runs": args.runs, "nodes_per_invoke": len(PATH)}
-    for label, saver in (("no_checkpointer", None), ("in_memory_saver", InMemorySaver)):
+    savers: list[tuple[str, Any]] = [("no_checkpointer", None), ("in_memory_saver", InMemorySaver)]
+    if args.postgres_url:
+        from ragloom.core.settings import CheckpointerSettings
+        from ragloom.graphs.checkpointers import build_checkpointer
+
+        settings = CheckpointerSettings(kind="postgres", postgres_url=args.postgres_url)
+        savers.append(("postgres_pooled_saver", lambda: build_checkpointer(settings)))
+    for label, saver in savers:
         raw = raw_graph(saver() if saver else None)
         ours = ragloom_graph(saver() if saver else None)
         interleaved_ms(raw, ours, 50, saver is not None)  # warm up
