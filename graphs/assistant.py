@@ -1,12 +1,12 @@
 """`build_assistant()`: the agentic-RAG state machine.
 
     START -> start_turn -> route ─┬─ conversation ──────────────────────────────┐
-                                  ├─ decline ───────────────────────────────────┤
-                                  ├─ summarize ─────────────────────────────────┤
-                                  └─ rewrite_query -> retrieve -> grade_documents
-                                        ^                 │ too little relevant  │
-                                        ├─────────────────┘ (bounded)            │
-                                        └── clarify (opt-in: ask the user) <─────┤
+       (route and first query     ├─ decline ───────────────────────────────────┤
+        in one round trip)        ├─ summarize ─────────────────────────────────┤
+                                  └─────────────────> retrieve -> grade_documents
+                                                       ^          │ too little   │
+                                    rewrite_query ─────┘ <────────┤ relevant     │
+                                    clarify (opt-in: ask the user) <┘ (bounded)  │
                                      generate_answer <-> check_grounding (once) ─┴-> finalize -> END
 
 The thread is `messages` (LangChain messages): a turn starts from the newest human message (or
@@ -45,7 +45,7 @@ from ragloom.graphs.assistant_state import (
     AssistantState,
     ReviewPoint,
 )
-from ragloom.graphs.nodes import NodeKit, RoleCall, Update, call
+from ragloom.graphs.nodes import NodeKit, RoleCall, Update, call, call_together
 from ragloom.graphs.streaming import AnswerTokenStream
 
 if TYPE_CHECKING:
@@ -221,41 +221,55 @@ def start_turn(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
 
 
 def route(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) -> Update | RoleCall:
-    """Decide: answer from the conversation, retrieve, summarize a document, or decline."""
+    """Decide (answer from the conversation, retrieve, summarize a document, or decline) and,
+    at the same time, write the search query, so the happy path waits for one LLM round trip
+    instead of two."""
     if not state["question"]:
         return {"route": "decline", "route_reason": "empty question"}
+    history = _history(state, deps)
 
-    def decided(decision: Any) -> Update:
-        return {"route": decision.route, "route_reason": decision.reason,
-                "target": decision.target}  # fmt: skip
+    def decided(results: list[Any]) -> Update:
+        decision, rewrite = results
+        return {
+            "route": decision.route, "route_reason": decision.reason, "target": decision.target,
+            **_rewritten(state, deps, rewrite, tried=[]),
+        }  # fmt: skip
 
-    return call(deps.roles.router.route, state["question"], _history(state, deps)).then(decided)
+    return call_together(
+        call(deps.roles.router.route, state["question"], history),
+        call(deps.roles.rewriter.rewrite, state["question"], history, 0),
+    ).then(decided)
+
+
+def _rewritten(
+    state: AssistantState, deps: AssistantDeps, rewrite: Any, tried: list[str]
+) -> Update:
+    """The update for a rewritten query: the query, its sub-queries, and a stop when the query
+    repeats an earlier one or (on a retry) the budget is spent."""
+    query = rewrite.query.strip() or state["question"]
+    update: Update = {
+        "query": query,
+        "sub_queries": list(rewrite.sub_queries)[:3],
+        "tried_queries": [*tried, query],
+        "rewrites": len(tried),
+        "next_step": "retrieve",
+    }
+    if query in tried:
+        update.update(next_step="generate_answer", stop_reason="no_progress")
+    elif tried and (limit := exhausted_budget(state, deps)) is not None:
+        update.update(next_step="generate_answer", stop_reason=f"budget:{limit}")
+    return update
 
 
 def rewrite_query(
     state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
 ) -> Update | RoleCall:
-    """Turn the question (and thread) into a standalone search query, broader on retries."""
+    """A broader standalone search query for another corrective search (the first query is
+    written by `route`)."""
     tried = list(state.get("tried_queries") or [])
-
-    def rewritten(rewrite: Any) -> Update:
-        query = rewrite.query.strip() or state["question"]
-        update: Update = {
-            "query": query,
-            "sub_queries": list(rewrite.sub_queries)[:3],
-            "tried_queries": [*tried, query],
-            "rewrites": len(tried),
-            "next_step": "retrieve",
-        }
-        if query in tried:
-            update.update(next_step="generate_answer", stop_reason="no_progress")
-        elif tried and (limit := exhausted_budget(state, deps)) is not None:
-            update.update(next_step="generate_answer", stop_reason=f"budget:{limit}")
-        return update
-
     history = _history(state, deps)
     return call(deps.roles.rewriter.rewrite, state["question"], history, len(tried)).then(
-        rewritten
+        lambda rewrite: _rewritten(state, deps, rewrite, tried)
     )
 
 
@@ -577,7 +591,7 @@ def _review(point: ReviewPoint, payload: dict[str, Any]) -> dict[str, Any]:
 
 def after_route(
     state: AssistantState,
-) -> Literal["conversation", "decline", "summarize", "rewrite_query"]:
+) -> Literal["conversation", "decline", "summarize", "retrieve", "generate_answer"]:
     choice = state.get("route")
     if choice == "conversation":
         return "conversation"
@@ -585,7 +599,7 @@ def after_route(
         return "decline"
     if choice == "summarize":
         return "summarize"
-    return "rewrite_query"
+    return "generate_answer" if state.get("next_step") == "generate_answer" else "retrieve"
 
 
 def after_rewrite(state: AssistantState) -> Literal["retrieve", "generate_answer"]:

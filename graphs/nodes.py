@@ -19,7 +19,10 @@ node (`usage_log`), and is built on LangGraph's and LangChain's public API only:
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -99,6 +102,33 @@ class _Pending:
 def call(method: Callable[..., Any], *args: Any) -> _Pending:
     """Ask the kit to call `method(*args)` (its `a`-twin under ainvoke); chain `.then(step)`."""
     return _Pending(method, args)
+
+
+def call_together(*calls: _Pending) -> _Pending:
+    """Several role calls at once (async tasks under ainvoke, a few threads under invoke); the
+    step after `.then` receives their results as a list, in order."""
+    return _Pending(_Together(calls).run, ())
+
+
+class _Together:
+    def __init__(self, calls: tuple[_Pending, ...]) -> None:
+        self.calls = calls
+
+    def run(self) -> list[Any]:
+        with ThreadPoolExecutor(max_workers=len(self.calls)) as pool:
+            futures = [
+                pool.submit(contextvars.copy_context().run, c.method, *c.args) for c in self.calls
+            ]
+            return [f.result() for f in futures]
+
+    async def arun(self) -> list[Any]:
+        async def one(pending: _Pending) -> Any:
+            twin = _async_twin(pending.method)
+            if twin is None:
+                return pending.method(*pending.args)
+            return await twin(*pending.args)
+
+        return list(await asyncio.gather(*(one(c) for c in self.calls)))
 
 
 def _async_twin(method: Callable[..., Any]) -> Callable[..., Awaitable[Any]] | None:
