@@ -216,3 +216,22 @@ def test_stream_error_event_reaches_the_openai_client(tmp_path: Path) -> None:
             stream=True)
         with pytest.raises(openai.APIError, match="unavailable"):
             list(stream)
+
+
+def test_openai_engine_usage_is_measured(tmp_path: Path) -> None:
+    """On the openai engine the usage figures are the model's tokens, not estimates."""
+    from ragloom.core.testing import OpenAICompatibleServer
+    from tests.graphs.llm_script import AssistantLLM
+
+    with OpenAICompatibleServer(AssistantLLM()) as llm:
+        settings = server_settings(tmp_path, base_url=llm.base_url)
+        with running(create_app(settings)) as url:
+            with httpx.Client(base_url=url) as client:
+                assert upload(client, KEY_A, "numbers.md", ACME_DOC).json()["ingested"] == 1
+            reply = _client(url).chat.completions.create(
+                model="ragloom-assistant", messages=[{"role": "user", "content": QUESTION}])
+        chat_calls = len(llm.chat_requests())
+    extra = reply.model_extra["ragloom"]  # type: ignore[index]
+    assert extra["engine"] != "extractive" and extra["usage_estimated"] is False
+    assert reply.usage is not None and reply.usage.prompt_tokens > 0 and chat_calls > 0
+    assert "0o" in (reply.choices[0].message.content or "")
