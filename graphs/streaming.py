@@ -51,10 +51,11 @@ class AnswerTokenStream(BaseCallbackHandler):
         self.pending = ""
         self.run: Any = None
 
-    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+    def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
         import dspy
 
-        delta = SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content=token))])
+        text = token if isinstance(token, str) else "".join(map(str, token))
+        delta = SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content=text))])
         with dspy.context(adapter=dspy.ChatAdapter()):  # the listener knows DSPy's adapters
             piece = self.listener.receive(delta)
         if piece is not None and piece.chunk:
