@@ -222,3 +222,11 @@ def test_no_keys_means_loopback_only(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with TestClient(create_app(settings)) as client:  # open on loopback, own namespace
         reply = client.post("/v1/ask", json={"question": "octal?", "thread_id": "t1"})
         assert reply.status_code == 200
+
+
+def test_several_workers_need_a_shared_checkpointer(tmp_path: Path) -> None:
+    from ragloom.server import serve
+
+    settings = server_settings(tmp_path, checkpointer={"kind": "memory"})
+    with pytest.raises(ConfigError, match=r"checkpointer\.kind"):
+        serve(settings, host="127.0.0.1", port=9, workers=2)
