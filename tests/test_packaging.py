@@ -303,3 +303,17 @@ def test_mipro_without_optuna_names_the_compile_extra(monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError) as caught:
         check_optimizer("mipro")
     assert caught.value.fix is not None and "pip install 'ragloom[compile]'" in caught.value.fix
+
+
+@pytest.mark.parametrize("module", ["fastapi", "uvicorn"])
+def test_serve_without_the_server_extra_names_it(
+    module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragloom.commands.assistant import serve
+
+    monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.delitem(sys.modules, "ragloom.server", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        serve(host="127.0.0.1", port=0, workers=1)
+    assert caught.value.fix == "pip install 'ragloom[server]'"
+    assert module in str(caught.value)

@@ -114,8 +114,17 @@ def serve(
 ) -> None:
     """Serve the assistant over HTTP: OpenAI-compatible /v1/chat/completions, /v1/ask (+ SSE),
     /v1/ingest, /v1/summarize (docs/serving.md). Without API keys, loopback only."""
+    from ragloom.core.extras import missing_extra
     from ragloom.runtime import setup
-    from ragloom.server import serve as run_server
+
+    try:
+        import uvicorn  # noqa: F401 - ragloom.server runs it; missing, say so before setting up
+
+        from ragloom.server import serve as run_server
+    except ModuleNotFoundError as exc:
+        if exc.name not in {"fastapi", "starlette", "uvicorn"}:
+            raise
+        raise missing_extra("server", exc.name, "ragloom serve") from exc
 
     run_server(setup(), host=host, port=port, workers=workers)
 
