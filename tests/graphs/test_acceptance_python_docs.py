@@ -20,7 +20,8 @@ def test_hex_and_octal_question_is_answered_with_a_citation_to_the_answer(
     monkeypatch.setenv("RAGLOOM_LOG_LEVEL", "WARNING")
     runner = CliRunner()
     corpus = dataset_dir / "corpus"
-    ingest = runner.invoke(app, ["ingest", str(corpus / "faq"), "--json"])
+    faq = str(corpus / "faq")
+    ingest = runner.invoke(app, ["ingest", faq, "--root", faq, "--json"])  # ids relative to faq/
     assert ingest.exit_code == 0, ingest.output
     result = runner.invoke(
         app, ["ask", "How do I specify hexadecimal and octal integers?", "--json"]

@@ -154,6 +154,7 @@ class AskOutcome:
     index: int
     status: str  # answered | typed_error | untyped_error | hung
     seconds: float
+    streamed: bool = False
     code: str | None = None
     caveat: bool = False
     cited: bool = False
@@ -243,6 +244,7 @@ async def run_asks(graph: Any, config: SuiteConfig) -> list[AskOutcome]:
                     outcome = AskOutcome(i, "answered", 0.0, caveat=bool(out.get("caveat")),
                                          cited=bool(out.get("citations")))
             outcome.seconds = time.monotonic() - started
+            outcome.streamed = stream
             outcome.calls = list(tracker.recent)
             return outcome
 
@@ -292,7 +294,11 @@ def summarize(
     chat = server.chat_requests()
     per_ask = Counter(_ask_of(r.json) for r in chat)
     answered_asks = [o for o in outcomes if o.status == "answered"]
-    unledgered = sum(abs(per_ask[o.index] - sum(r.attempts for r in o.calls))
+    # answered asks: every request the server saw is an attempt in the usage records; an attempt
+    # can time out before the (busy) server accepts it, so the converse is only counted
+    unledgered = sum(max(0, per_ask[o.index] - sum(r.attempts for r in o.calls))
+                     for o in answered_asks)
+    unreceived = sum(max(0, sum(r.attempts for r in o.calls) - per_ask[o.index])
                      for o in answered_asks)
     cancelled = sum(max(0, per_ask[o.index] - sum(r.attempts for r in o.calls))
                     for o in outcomes if o.status != "answered")
@@ -316,6 +322,9 @@ def summarize(
         "answered_with_caveat": sum(o.caveat for o in outcomes if o.status == "answered"),
         "typed_errors": statuses["typed_error"],
         "typed_error_codes": dict(Counter(o.code for o in outcomes if o.code)),
+        "streamed_asks": sum(o.streamed for o in outcomes),
+        "streamed_typed_error_codes": dict(Counter(o.code for o in outcomes
+                                                   if o.code and o.streamed)),
         "untyped_errors": statuses["untyped_error"],
         "hung": statuses["hung"],
         "over_deadline": sum(o.seconds > config.ask_deadline for o in outcomes),
@@ -335,6 +344,7 @@ def summarize(
         "calls_over_policy": len(over_policy),
         "server_requests": len(chat),
         "requests_of_failed_asks_not_ledgered": cancelled,
+        "attempts_never_received": unreceived,
         "faults_injected": dict(faulty.injected),
         "faulted_share": round(faulty.faulted / max(1, faulty.requests), 3),
         "parse_retries": malformed.get("retry", 0),
@@ -348,7 +358,7 @@ def summarize(
         "hung": summary["hung"],
         "over_deadline": summary["over_deadline"],
         "calls_over_policy": summary["calls_over_policy"],
-        "requests_not_ledgered": unledgered,  # answered asks: server log == usage records
+        "requests_not_ledgered": unledgered,
         "requests_of_no_ask": per_ask.get(None, 0),
         "prompts_over_policy": sum(
             n > summary["policy_max_requests_per_prompt"] for n in per_prompt.values()),
@@ -398,6 +408,8 @@ def summary_rows(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
         ("answered", f"{s['answered']} ({s['answered_with_citations']} cited, "
                      f"{s['answered_with_caveat']} with a caveat)"),
         ("typed errors", f"{s['typed_errors']} {s['typed_error_codes']}"),
+        ("  of which streamed asks", f"{s['streamed_typed_error_codes']} "
+                                     f"(of {s['streamed_asks']} streamed)"),
         ("untyped errors / hung", f"{s['untyped_errors']} / {s['hung']}"),
         ("over deadline", f"{s['over_deadline']} (deadline {s['ask_deadline_s']:g} s)"),
         ("ask seconds p50/p95/max", f"{s['ask_s_p50']} / {s['ask_s_p95']} / {s['ask_s_max']}"),

@@ -26,7 +26,7 @@ def test_thirty_asks_with_faulted_requests_all_end_in_time(tmp_path: Path) -> No
     assert summary["answered"] >= 24, summary  # retries and fallbacks absorb most faults
     assert 0.2 <= summary["faulted_share"] <= 0.4
     assert len(summary["faults_injected"]) >= 7  # nearly every kind was drawn
-    assert summary["retries"] > 0 and summary["retries"] == summary["retry_log_lines"]
+    assert 0 < summary["retries"] <= summary["retry_log_lines"]  # + calls cut off by a failure
     assert summary["parse_retries"] > 0  # malformed replies were asked again, not fatal
     assert summary["max_attempts_per_call"] <= summary["policy_max_attempts"]
 
