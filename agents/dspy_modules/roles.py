@@ -365,15 +365,18 @@ class DSPyMapSummarizer(DSPyRole):
     module_name = "map_summarizer"
 
     def summarize(self, text: str, heading: str, length: SummaryLength) -> str:
-        return self._run(_text, None, heading=heading, text=text, length=length)
+        return self._run(_text, None, heading=defuse(heading), text=defuse(text), length=length)
 
     async def asummarize(self, text: str, heading: str, length: SummaryLength) -> str:
-        return await self._arun(_text, None, heading=heading, text=text, length=length)
+        return await self._arun(_text, None, heading=defuse(heading), text=defuse(text),
+                                length=length)
 
 
 def format_sections(sections: Sequence[SectionSummary]) -> str:
-    """Section summaries as `## heading` blocks."""
-    return "\n\n".join(f"## {s.heading or '(untitled)'}\n{s.summary.strip()}" for s in sections)
+    """Section summaries as `## heading` blocks (quoted data: field markers defused)."""
+    return "\n\n".join(
+        f"## {defuse(s.heading) or '(untitled)'}\n{defuse(s.summary.strip())}" for s in sections
+    )
 
 
 class DSPyReduceSummarizer(DSPyRole):
@@ -382,14 +385,14 @@ class DSPyReduceSummarizer(DSPyRole):
     module_name = "reduce_summarizer"
 
     def combine(self, title: str, sections: Sequence[SectionSummary], length: SummaryLength) -> str:
-        return self._run(_text, None, title=title, sections=format_sections(sections),
+        return self._run(_text, None, title=defuse(title), sections=format_sections(sections),
                          length=length)
 
     async def acombine(
         self, title: str, sections: Sequence[SectionSummary], length: SummaryLength
     ) -> str:
-        return await self._arun(_text, None, title=title, sections=format_sections(sections),
-                                length=length)
+        return await self._arun(_text, None, title=defuse(title),
+                                sections=format_sections(sections), length=length)
 
 
 def _text(pred: dspy.Prediction) -> str:
