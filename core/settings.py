@@ -94,10 +94,21 @@ class RetrievalSettings(BaseModel):
     """How the assistant retrieves."""
 
     mode: Literal["bm25", "vector", "hybrid"] = "hybrid"
-    alpha: float = Field(0.5, ge=0.0, le=1.0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="hybrid: weight of the vector leg")
     k: int = Field(6, ge=1)
-    chunk_tokens: int = Field(256, ge=32)
+    chunk_tokens: int = Field(200, ge=32, description="chunk size in the model's word pieces")
     chunk_overlap: int = Field(32, ge=0)
+    fusion: Literal["relative", "rrf", "document"] = "relative"
+    candidates: int = Field(100, ge=1, description="hybrid: chunks fetched per leg")
+    stopwords: bool = Field(True, description="drop stop words from BM25 queries")
+    context_weight: float = Field(
+        1.0, ge=0.0, description="BM25F weight of the title/heading field (text weighs 1)"
+    )
+    reranker: Literal["auto", "none", "llm", "cross-encoder", "weaviate", "semantic"] = "auto"
+    cross_encoder_model: str | None = Field(
+        None, description="a sentence-transformers CrossEncoder (local path or name)"
+    )
+    rerank_depth: int = Field(20, ge=1, description="fused chunks the reranker sees")
 
 
 class PromptSettings(BaseModel):
@@ -184,14 +195,17 @@ def load_settings(**overrides: object) -> Settings:
     Unknown `RAGLOOM_*` / toml names are warned about (one line each, with the closest valid
     name); an invalid value raises one `ConfigError` naming the setting."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
-    from ragloom.core.settings_check import config_error, warn_unknown_keys
+    from ragloom.core.settings_check import config_error, source_error, warn_unknown_keys
 
     warn_unknown_keys(Settings)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise config_error(exc) from None
+    except SettingsError as exc:
+        raise source_error(exc) from None
 
 
 class ApiKeySettings(BaseModel):

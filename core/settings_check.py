@@ -219,6 +219,23 @@ def config_error(exc: ValidationError) -> ConfigError:
     return ConfigError(f"invalid setting {text}", setting=first, fix=fix)
 
 
+_FIELD_IN = re.compile(r'field "([^"]+)" from source "(\w+)"')
+
+
+def source_error(exc: Exception) -> ConfigError:
+    """One `ConfigError` for a value pydantic-settings could not even parse (e.g. JSON in
+    `RAGLOOM_SERVER__API_KEYS`), naming the setting and the variables to fix."""
+    found = _FIELD_IN.search(str(exc))
+    field = found.group(1) if found else "settings"
+    prefix = _env_name((field,))
+    names = sorted(n for n in os.environ if n.upper().startswith(prefix))
+    where = ", ".join(names) or f"{field} in {toml_path()} or .env"
+    cause = exc.__cause__ or exc.__context__
+    reason = f": {cause}" if cause is not None else ""
+    return ConfigError(f"invalid setting {field}: its value could not be parsed{reason}",
+                       setting=field, fix=f"change {where} (lists and tables are JSON there)")
+
+
 def check_secrets(settings: BaseModel, prefix: tuple[str, ...] = ()) -> None:
     """Refuse any configured secret too short to redact from logs safely."""
     for name in type(settings).model_fields:

@@ -188,3 +188,12 @@ def test_make_test_settings_points_everything_at_tmp(tmp_path: Path) -> None:
     assert online.llm.model == "m"
     assert online.llm.deadline <= 10  # short by default, merged not replaced
     assert online.retrieval.k == 3
+
+
+def test_an_unparsable_json_value_is_one_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGLOOM_SERVER__API_KEYS", "[{not json, key-1234567890abcdef")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.setting == "server"
+    assert "RAGLOOM_SERVER__API_KEYS" in str(info.value) and "\n" not in str(info.value)
+    assert "key-1234567890abcdef" not in str(info.value)
