@@ -102,6 +102,7 @@ MODULES: dict[str, ModuleSpec] = {
         ModuleSpec(
             "reduce_summarizer", "combine_summaries", _signature_program("combine_summaries")
         ),
+        ModuleSpec("reranker", "rerank", _signature_program("rerank")),
     )
 }
 

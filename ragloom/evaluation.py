@@ -52,12 +52,21 @@ def evaluate_answers(
     limit: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run the assistant on each question: token-F1 vs the reference, gold-file citation rate."""
+    """Run the assistant on each question: token-F1 vs the reference, gold-file citation rate,
+    and, in the same run, the retrieval figures of the store the assistant reads (documents
+    ranked by the configured search: recall@1/5/10, nDCG@10) plus the citation hit rate over the
+    questions whose gold file was in that top `retrieval.k`, so a gap between finding and citing
+    shows."""
     from rich.progress import Progress
 
     from ragloom.graphs.assistant import build_assistant
     from ragloom.prompts.metrics import citation_hit, token_f1
-    from ragloom.tools.evaluation import load_questions
+    from ragloom.tools.evaluation import (
+        dedupe_sources,
+        load_questions,
+        mean_metrics,
+        question_metrics,
+    )
 
     graph = build_assistant(settings, store=store, persist=False)
     questions = load_questions(dataset_dir)[:limit]
@@ -65,6 +74,8 @@ def evaluate_answers(
     f1s: list[float] = []
     hits: list[float] = []
     cited: list[float] = []
+    found: list[dict[str, float]] = []
+    hits_when_found: list[float] = []
     engine = ""
     started = time.perf_counter()
     with Progress(disable=not progress, transient=True) as bar:
@@ -76,6 +87,13 @@ def evaluate_answers(
             f1s.append(token_f1(result.get("answer", ""), item.answer))
             hits.append(citation_hit(sources, item.gold))
             cited.append(1.0 if sources else 0.0)
+            ranked = dedupe_sources(c.source for c in store.search(
+                item.question, k=50, mode=settings.retrieval.mode, alpha=settings.retrieval.alpha,
+                tenant=settings.store.tenant,
+            ))
+            found.append(question_metrics(ranked[:10], item.gold))
+            if set(ranked[: settings.retrieval.k]) & set(item.gold):
+                hits_when_found.append(hits[-1])
             if judge is not None:
                 judge.score(item.question, result)
             bar.advance(task)
@@ -86,6 +104,14 @@ def evaluate_answers(
         "token_f1": round(sum(f1s) / count, 4),
         "citation_hit_rate": round(sum(hits) / count, 4),
         "answered_with_citations": round(sum(cited) / count, 4),
+        "retrieval": {
+            "mode": settings.retrieval.mode, "alpha": settings.retrieval.alpha,
+            "k": settings.retrieval.k,
+            **{m: v for m, v in mean_metrics(found).items() if m != "mrr"},
+        },
+        "citation_hit_rate_when_retrieved": (
+            round(sum(hits_when_found) / len(hits_when_found), 4) if hits_when_found else None
+        ),
     }
     if judge is not None:
         figures.update(judge.means())

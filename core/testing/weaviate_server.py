@@ -857,30 +857,43 @@ def _near_vector(
 def _bm25(
     shard: _Shard, objects: list[StoredObject], query: str, properties: list[str]
 ) -> list[Hit]:
-    """BM25 (FTS5's idf) of `query` over `properties`, statistics from the whole shard."""
+    """BM25 (FTS5's idf) of `query` over `properties` (`name^boost` weighs a property's
+    score), statistics from the whole shard."""
     cls = shard.cls
     config = cls["invertedIndexConfig"]["bm25"]
     k1, b = float(config["k1"]), float(config["b"])
     types = _prop_types(cls)
     searchable = {p["name"] for p in cls["properties"] if p.get("indexSearchable")}
-    props = [p.split("^")[0] for p in properties] or sorted(
-        n for n in searchable if types[n] in ("text", "text[]")
+    boosts = {p.split("^")[0]: float(p.split("^")[1]) if "^" in p else 1.0 for p in properties}
+    tokenization = {p["name"]: p.get("tokenization", "word") for p in cls["properties"]}
+    props = list(boosts) or sorted(  # default: the word-tokenized text properties
+        n for n in searchable if types[n] in ("text", "text[]") and tokenization[n] != "field"
     )
     terms = list(dict.fromkeys(tokenize(query)))  # each query term counts once
+    # BM25F as SQLite FTS5 computes it over several columns: a term's frequency is the
+    # boost-weighted sum over the properties, the length is the object's total length, and a
+    # term's document frequency counts objects holding it in any of the properties.
+    stats = [shard.bm25_stats(prop) for prop in props]
+    totals: Counter[str] = Counter()
+    uuids: set[str] = set()
+    for _, lengths, _ in stats:
+        totals.update(lengths)
+        uuids |= set(lengths)
+    n_docs = len(uuids)
+    avgdl = (sum(totals.values()) / n_docs) if n_docs else 0.0
+    holders = {t: {u for counts, _, _ in stats for u, tf in counts.items() if tf.get(t)}
+               for t in terms}
+    idf = {t: max(math.log((n_docs - len(holders[t]) + 0.5) / (len(holders[t]) + 0.5)), 1e-6)
+           for t in terms}
     scores: dict[str, float] = {}
-    for prop in props:
-        counts, lengths, df = shard.bm25_stats(prop)
-        n_docs = len(lengths)
-        avgdl = (sum(lengths.values()) / n_docs) if n_docs else 0.0
-        idf = {t: max(math.log((n_docs - df[t] + 0.5) / (df[t] + 0.5)), 1e-6) for t in terms}
-        for obj in objects:
-            tf = counts[obj.uuid]
-            norm = 1 - b + b * (lengths[obj.uuid] / avgdl if avgdl else 0.0)
-            for term in terms:
-                f = tf.get(term, 0)
-                if f:
-                    gain = idf[term] * f * (k1 + 1) / (f + k1 * norm)
-                    scores[obj.uuid] = scores.get(obj.uuid, 0.0) + gain
+    for obj in objects:
+        norm = 1 - b + b * (totals[obj.uuid] / avgdl if avgdl else 0.0)
+        for term in terms:
+            f = sum(boosts.get(prop, 1.0) * counts[obj.uuid].get(term, 0)
+                    for prop, (counts, _, _) in zip(props, stats, strict=True))
+            if f:
+                gain = idf[term] * f * (k1 + 1) / (f + k1 * norm)
+                scores[obj.uuid] = scores.get(obj.uuid, 0.0) + gain
     by_id = {o.uuid: o for o in objects}
     ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
     return [(by_id[u], {"score": s}) for u, s in ranked]

@@ -18,6 +18,7 @@ SIGNATURES: dict[str, str] = {
     "judge_relevance": "ragloom.prompts.signatures.judge_relevance:JudgeRelevance",
     "summarize_chunk": "ragloom.prompts.signatures.summarize_chunk:SummarizeChunk",
     "combine_summaries": "ragloom.prompts.signatures.combine_summaries:CombineSummaries",
+    "rerank": "ragloom.prompts.signatures.rerank:RerankPassages",
 }
 
 

@@ -8,6 +8,7 @@ rare words, so any correct BM25, vector (hashing embedder) or fused ranking puts
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from ragloom.core.documents import Chunk, make_chunk_id
 from ragloom.core.testing.embedders import HashingEmbedder
-from ragloom.tools.stores.base import SEARCH_MODES, ChunkStore, Filters
+from ragloom.tools.stores.base import FUSIONS, SEARCH_MODES, ChunkStore, Filters, SearchOptions
 from tests.tools.store_factories import STORE_FACTORIES
 
 DOCS = {
@@ -230,3 +231,40 @@ def test_sources_report_content_hashes(store: ChunkStore) -> None:
         store.replace_source(source, f"h-{source}", make_chunks(source, texts, tags, modified))
     assert store.sources() == {source: f"h-{source}" for source in DOCS}
     assert store.count() == 6
+
+
+def test_title_and_heading_path_are_searchable(loaded: ChunkStore) -> None:
+    """The chunk's context (title + heading path) is indexed beside its text (BM25F)."""
+    hits = loaded.search("kitchen", k=10, mode="bm25")  # only in the heading path
+    assert {c.source for c in hits} == {"kitchen/bread.md", "kitchen/soup.md"}
+    heavier = replace(loaded.options, context_weight=4.0)  # type: ignore[attr-defined]
+    loaded.options = heavier  # type: ignore[attr-defined]
+    boosted = loaded.search("kitchen dough", k=10, mode="bm25")
+    assert boosted[0].source.startswith("kitchen/")
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_every_fusion_ranks_the_matching_chunk_first(loaded: ChunkStore, fusion: str) -> None:
+    loaded.options = SearchOptions(fusion=fusion)  # type: ignore[attr-defined,arg-type]
+    for query, expected in (("lentil cumin paprika", ("kitchen/soup.md", 0)),
+                            ("prune tomato suckers", ("garden/tomatoes.md", 1))):
+        hits = loaded.search(query, k=3, mode="hybrid", alpha=0.5)
+        assert hits[0].id == ID[expected], (fusion, query)
+        assert [c.score for c in hits] == sorted((c.score for c in hits), reverse=True)
+
+
+def test_stop_words_are_dropped_from_bm25_queries(loaded: ChunkStore) -> None:
+    loaded.options = SearchOptions(stopwords=False)  # type: ignore[attr-defined]
+    with_stop = loaded.search("the lentil", k=10, mode="bm25")
+    assert len(with_stop) > 1  # "the" matches most chunks
+    loaded.options = SearchOptions(stopwords=True)  # type: ignore[attr-defined]
+    assert [c.id for c in loaded.search("the lentil", k=10, mode="bm25")] == [
+        ID[("kitchen/soup.md", 0)]
+    ]
+    assert loaded.search("the", k=10, mode="bm25")  # a query of stop words still searches
+
+
+def test_candidate_depth_bounds_each_hybrid_leg(loaded: ChunkStore) -> None:
+    loaded.options = SearchOptions(candidates=1)  # type: ignore[attr-defined]
+    hits = loaded.search("bread dough oven", k=1, mode="hybrid")
+    assert [c.source for c in hits] == ["kitchen/bread.md"]

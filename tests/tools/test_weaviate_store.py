@@ -17,7 +17,7 @@ from ragloom.core.retry import RetryPolicy, retry_policy
 from ragloom.core.settings import Settings, StoreSettings
 from ragloom.core.testing.embedders import HashingEmbedder
 from ragloom.core.testing.weaviate_server import WeaviateTestServer
-from ragloom.tools.stores.base import Filters, relative_score_fusion
+from ragloom.tools.stores.base import Filters, embed_text, relative_score_fusion
 from ragloom.tools.stores.embedded import EmbeddedStore
 from ragloom.tools.stores.weaviate_store import (
     DEFAULT_TENANT,
@@ -103,9 +103,10 @@ def test_collections_are_created_from_the_declared_schema(
     chunks = server.db.classes["RagloomChunk"]
     props = {p["name"]: p for p in chunks["properties"]}
     assert set(props) == {
-        "chunk_id", "source", "text", "title", "heading_path", "start", "end", "position",
-        "content_hash", "tags", "modified", "metadata_json",
+        "chunk_id", "source", "text", "context", "title", "heading_path", "start", "end",
+        "position", "content_hash", "tags", "modified", "metadata_json",
     }
+    assert props["context"]["tokenization"] == "word"  # title + heading path, BM25F-searchable
     assert props["heading_path"]["dataType"] == ["text[]"]
     assert props["modified"]["dataType"] == ["date"]
     assert props["source"]["tokenization"] == "field"
@@ -223,7 +224,8 @@ def test_unchanged_chunks_are_not_embedded_again(
     embedder.embedded.clear()
     chunks[1].text = "Slicing a list copies the selected items into a new list."
     store.upsert(chunks)
-    assert embedder.embedded == [chunks[1].text]
+    assert embedder.embedded == [embed_text(chunks[1])]  # the contextual text
+    assert embedder.embedded[0].endswith(chunks[1].text)
     top = store.search("copies the selected items", k=1, mode="vector")
     assert [c.id for c in top] == ["c1"]
 

@@ -1,11 +1,13 @@
 """The embedded chunk store: one SQLite file (WAL) with FTS5 BM25 and float32 vectors.
 
 Layout: `meta` (embedder name and dimensions, a write generation), `documents` (source and content
-hash per tenant), `chunks` (text, place in the source, metadata, vector blob) and `chunks_fts`
-(an FTS5 index kept in step by triggers). Vector search is exact cosine over a numpy matrix read
-from the file; the matrix is reloaded when the write generation moves. Every write is one
-transaction that bumps the generation, so readers (other threads or processes) see whole batches
-or nothing. Optionally an hnswlib ANN index replaces exact search on large stores.
+hash per tenant), `chunks` (text, its context line, place in the source, metadata, vector blob)
+and `chunks_fts` (an FTS5 index of text and context, kept in step by triggers; BM25F weights the
+context field). Vectors embed the contextual text (`base.embed_text`). Vector search is exact
+cosine over a numpy matrix read from the file; the matrix is reloaded when the write generation
+moves. Every write is one transaction that bumps the generation, so readers (other threads or
+processes) see whole batches or nothing. Optionally an hnswlib ANN index replaces exact search
+on large stores.
 """
 
 from __future__ import annotations
@@ -26,11 +28,18 @@ import structlog
 from ragloom.core.documents import Chunk
 from ragloom.core.embedders import Embedder, normalize
 from ragloom.core.errors import ConfigError, StoreError
-from ragloom.tools.stores.base import Filters, SearchMode, relative_score_fusion, tokenize
+from ragloom.tools.stores.base import (
+    Filters,
+    SearchMode,
+    SearchOptions,
+    chunk_context,
+    embed_text,
+    fuse,
+)
 
 log = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: context column + two-field FTS
 DEFAULT_TENANT = ""
 ANN_MIN_ROWS = 10_000
 
@@ -45,21 +54,26 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL, title TEXT NOT NULL DEFAULT '', heading_path TEXT NOT NULL DEFAULT '[]',
     start INTEGER NOT NULL DEFAULT 0, "end" INTEGER NOT NULL DEFAULT 0,
     position INTEGER NOT NULL DEFAULT 0, metadata TEXT NOT NULL DEFAULT '{}',
-    vector BLOB NOT NULL, UNIQUE (tenant, id)
+    vector BLOB NOT NULL, context TEXT NOT NULL DEFAULT '', UNIQUE (tenant, id)
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks (tenant, source, position);
+"""
+
+_FTS = """
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, content='chunks', content_rowid='rowid', tokenize='unicode61'
+    text, context, content='chunks', content_rowid='rowid', tokenize='unicode61'
 );
 CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts(rowid, text) VALUES (new.rowid, new.text);
+    INSERT INTO chunks_fts(rowid, text, context) VALUES (new.rowid, new.text, new.context);
 END;
 CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, context)
+    VALUES ('delete', old.rowid, old.text, old.context);
 END;
-CREATE TRIGGER IF NOT EXISTS chunks_au AFTER UPDATE OF text ON chunks BEGIN
-    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
-    INSERT INTO chunks_fts(rowid, text) VALUES (new.rowid, new.text);
+CREATE TRIGGER IF NOT EXISTS chunks_au AFTER UPDATE OF text, context ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, context)
+    VALUES ('delete', old.rowid, old.text, old.context);
+    INSERT INTO chunks_fts(rowid, text, context) VALUES (new.rowid, new.text, new.context);
 END;
 """
 
@@ -83,8 +97,10 @@ class EmbeddedStore:
     def __init__(
         self, path: str | Path, embedder: Embedder, *, ann: bool = False,
         ann_min_rows: int = ANN_MIN_ROWS, ann_ef: int = 128, batch_size: int = 256,
+        options: SearchOptions | None = None,
     ) -> None:
         self.path = Path(path)
+        self.options = options or SearchOptions()
         self.embedder = embedder
         self.ann = ann
         self.ann_min_rows = ann_min_rows
@@ -137,6 +153,10 @@ class EmbeddedStore:
             for statement in _split_sql(_SCHEMA):
                 conn.execute(statement)
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta and meta.get("schema_version") == "1":
+                _migrate_v1(conn)
+            for statement in _split_sql(_FTS):
+                conn.execute(statement)
             if not meta:
                 conn.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -216,35 +236,38 @@ class EmbeddedStore:
         return int(removed)
 
     def _vectors_for(self, chunks: Sequence[Chunk], tenant: str) -> np.ndarray:
-        """Vectors for `chunks`: stored ones where id and text are unchanged, else embedded."""
+        """Vectors for `chunks`: stored ones where id, text and context are unchanged, else
+        embedded (the contextual text, `embed_text`)."""
         known = self._known_vectors(tenant, [c.id for c in chunks])
         vectors = np.zeros((len(chunks), self.embedder.dimensions), dtype=np.float32)
         missing: list[int] = []
         for i, chunk in enumerate(chunks):
             stored = known.get(chunk.id)
-            if stored is not None and stored[0] == chunk.text:
+            if stored is not None and stored[0] == (chunk.text, chunk_context(chunk)):
                 vectors[i] = stored[1]
             else:
                 missing.append(i)
         for begin in range(0, len(missing), self.batch_size):
             batch = missing[begin:begin + self.batch_size]
             self.embed_calls += 1
-            embedded = self.embedder.embed_documents([chunks[i].text for i in batch])
+            embedded = self.embedder.embed_documents([embed_text(chunks[i]) for i in batch])
             vectors[batch] = normalize(embedded)
         return vectors
 
-    def _known_vectors(self, tenant: str, ids: list[str]) -> dict[str, tuple[str, np.ndarray]]:
-        found: dict[str, tuple[str, np.ndarray]] = {}
+    def _known_vectors(
+        self, tenant: str, ids: list[str]
+    ) -> dict[str, tuple[tuple[str, str], np.ndarray]]:
+        found: dict[str, tuple[tuple[str, str], np.ndarray]] = {}
         conn = self._conn()
         for begin in range(0, len(ids), 500):
             part = ids[begin:begin + 500]
             rows = conn.execute(
-                f"SELECT id, text, vector FROM chunks WHERE tenant = ? AND id IN "
-                f"({','.join('?' * len(part))})",
+                f"SELECT id, text, context, vector FROM chunks "
+                f"WHERE tenant = ? AND id IN ({','.join('?' * len(part))})",
                 (tenant, *part),
             ).fetchall()
-            for chunk_id, text, blob in rows:
-                found[chunk_id] = (text, np.frombuffer(blob, dtype=np.float32))
+            for chunk_id, text, context, blob in rows:
+                found[chunk_id] = ((text, context), np.frombuffer(blob, dtype=np.float32))
         return found
 
     def _write_chunks(
@@ -252,15 +275,15 @@ class EmbeddedStore:
     ) -> None:
         conn.executemany(
             'INSERT INTO chunks (tenant, id, source, text, title, heading_path, start, "end", '
-            "position, metadata, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "position, metadata, vector, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (tenant, id) DO UPDATE SET source = excluded.source, "
             "text = excluded.text, title = excluded.title, heading_path = excluded.heading_path, "
             'start = excluded.start, "end" = excluded."end", position = excluded.position, '
-            "metadata = excluded.metadata, vector = excluded.vector",
+            "metadata = excluded.metadata, vector = excluded.vector, context = excluded.context",
             [
                 (tenant, c.id, c.source, c.text, c.title, json.dumps(list(c.heading_path)),
                  c.start, c.end, c.position, json.dumps(c.metadata, default=str),
-                 np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                 np.ascontiguousarray(v, dtype=np.float32).tobytes(), chunk_context(c))
                 for c, v in zip(chunks, vectors, strict=True)
             ],
         )
@@ -287,13 +310,12 @@ class EmbeddedStore:
         elif mode == "vector":
             ranked = self._vector(query, name, k, allowed)
         elif mode == "hybrid":
-            depth = max(k, 100)  # candidates per leg, as Weaviate (QUERY_HYBRID_MAXIMUM_RESULTS)
-            fused = relative_score_fusion(
-                self._bm25(query, name, depth, allowed),
-                self._vector(query, name, depth, allowed),
-                alpha,
-            )
-            ranked = fused[:k]
+            depth = max(k, self.options.candidates)  # candidates per leg
+            bm25 = self._bm25(query, name, depth, allowed)
+            vector = self._vector(query, name, depth, allowed)
+            sources = self._sources_of([i for i, _ in bm25] + [i for i, _ in vector], name) \
+                if self.options.fusion == "document" else None
+            ranked = fuse(self.options.fusion, bm25, vector, alpha, sources)[:k]
         else:
             raise ConfigError(f"unknown search mode {mode!r}", setting="retrieval.mode",
                               fix="use bm25, vector or hybrid")
@@ -302,14 +324,15 @@ class EmbeddedStore:
     def _bm25(
         self, query: str, tenant: str, k: int, allowed: set[int] | None
     ) -> list[tuple[str, float]]:
-        terms = list(dict.fromkeys(tokenize(query)))
+        terms = self.options.query_terms(query)
         if not terms:
             return []
         match = " OR ".join(f'"{t}"' for t in terms)
+        rank = f"bm25(chunks_fts, 1.0, {float(self.options.context_weight)!r})"
         sql = (
-            "SELECT c.rowid, c.id, -bm25(chunks_fts) AS score FROM chunks_fts "
+            f"SELECT c.rowid, c.id, -{rank} AS score FROM chunks_fts "
             "JOIN chunks c ON c.rowid = chunks_fts.rowid "
-            "WHERE chunks_fts MATCH ? AND c.tenant = ? ORDER BY bm25(chunks_fts), c.id"
+            f"WHERE chunks_fts MATCH ? AND c.tenant = ? ORDER BY {rank}, c.id"
         )
         results: list[tuple[str, float]] = []
         try:
@@ -360,6 +383,17 @@ class EmbeddedStore:
         pairs = [(rows[int(r)], float(s)) for r, s in zip(rowids, scores, strict=True)
                  if int(r) in rows]
         return sorted(pairs, key=lambda p: (-p[1], p[0]))
+
+    def _sources_of(self, chunk_ids: list[str], tenant: str) -> dict[str, str]:
+        ids = list(dict.fromkeys(chunk_ids))
+        found: dict[str, str] = {}
+        for begin in range(0, len(ids), 500):
+            part = ids[begin:begin + 500]
+            found.update(self._conn().execute(
+                f"SELECT id, source FROM chunks WHERE tenant = ? AND id IN "
+                f"({','.join('?' * len(part))})", (tenant, *part),
+            ).fetchall())
+        return found
 
     def _allowed_rowids(self, tenant: str, filters: Filters) -> set[int]:
         clauses, params = ["tenant = ?"], [tenant]
@@ -481,6 +515,31 @@ class EmbeddedStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: add the context column (filled from title and heading path), rebuild the
+    FTS index over text + context, and forget every source's content hash so the next ingest
+    re-embeds each file with its context (vectors of schema 1 embed the bare text)."""
+    for trigger in ("chunks_ai", "chunks_ad", "chunks_au"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    conn.execute("DROP TABLE IF EXISTS chunks_fts")
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(chunks)")}
+    if "context" not in columns:
+        conn.execute("ALTER TABLE chunks ADD COLUMN context TEXT NOT NULL DEFAULT ''")
+    rows = conn.execute("SELECT rowid, source, title, heading_path FROM chunks").fetchall()
+    conn.executemany("UPDATE chunks SET context = ? WHERE rowid = ?", [
+        (chunk_context(Chunk(id="", source=source, text="", title=title,
+                             heading_path=tuple(json.loads(path)))), rowid)
+        for rowid, source, title, path in rows
+    ])
+    for statement in _split_sql(_FTS):
+        conn.execute(statement)
+    conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
+    conn.execute("UPDATE documents SET content_hash = ''")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+    log.warning("store.migrated", from_version="1", to_version=SCHEMA_VERSION,
+                fix="run `ragloom ingest` again: every file is re-embedded with its context")
 
 
 def _tenant(tenant: str | None) -> str:

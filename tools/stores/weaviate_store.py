@@ -10,8 +10,13 @@ own vectors) and multi-tenancy on:
 
 Every call names a tenant; None maps to `DEFAULT_TENANT`. A tenant is created on its first
 write; reading a tenant that does not exist yet gives empty results. Searches are Weaviate's
-own: bm25 over `text`, near_vector (score = 1 - cosine distance = cosine similarity, as in the
-embedded store) and hybrid with relativeScoreFusion and `alpha`. Transport failures (gRPC
+own: bm25 over `text` and the chunk's `context` (title + heading path, boosted by
+`SearchOptions.context_weight`: BM25F), near_vector over vectors of the contextual text (score =
+1 - cosine distance = cosine similarity, as in the embedded store); hybrid fetches
+`SearchOptions.candidates` per leg and fuses them with the same code as the embedded store
+(`base.fuse`: relative-score, RRF or per-document), so both stores rank alike. When the
+collection has a reranker module (`reranker-*` in its module config), `rerank()` asks Weaviate to
+rescore chunks (see `ragloom.tools.rerank.WeaviateReranker`). Transport failures (gRPC
 UNAVAILABLE, connection errors, 5xx) become `StoreUnavailableError` and are retried by the
 project's retry policy (`ragloom.core.retry`); objects a batch rejects are retried, then reported
 in a `StoreError`. Weaviate has no transactions: `replace_source` writes the new chunks first, then
@@ -42,7 +47,16 @@ from ragloom.core.errors import (
 )
 from ragloom.core.errors import StoreUnavailableError as Unavailable
 from ragloom.core.retry import RetryPolicy, retry_policy
-from ragloom.tools.stores.base import SEARCH_MODES, Filters, SearchMode, _as_date, tokenize
+from ragloom.tools.stores.base import (
+    SEARCH_MODES,
+    Filters,
+    SearchMode,
+    SearchOptions,
+    _as_date,
+    chunk_context,
+    embed_text,
+    fuse,
+)
 from ragloom.tools.stores.weaviate_filters import day_start, to_weaviate_filter
 
 if TYPE_CHECKING:
@@ -244,8 +258,10 @@ class WeaviateStore:
         batch_size: int = 100,
         object_retries: int = 2,
         owns_client: bool = False,
+        options: SearchOptions | None = None,
     ) -> None:
         self._client = client
+        self.options = options or SearchOptions()
         self.embedder = embedder
         self.collection = collection[:1].upper() + collection[1:]
         self.sources_collection = f"{self.collection}Source"
@@ -278,8 +294,10 @@ class WeaviateStore:
         client = _retried(policy, lambda: connect(store, skip_init_checks=skip_init_checks),
                           "connect")
         try:
+            from ragloom.tools.stores import search_options
+
             return cls(client, embedder, collection=store.collection, retry=policy,
-                       owns_client=True)
+                       owns_client=True, options=search_options(settings))
         except BaseException:
             client.close()
             raise
@@ -312,6 +330,8 @@ class WeaviateStore:
                     Property(name="chunk_id", data_type=DataType.TEXT, tokenization=field),
                     Property(name="source", data_type=DataType.TEXT, tokenization=field),
                     Property(name="text", data_type=DataType.TEXT, tokenization=Tokenization.WORD),
+                    Property(name="context", data_type=DataType.TEXT,
+                             tokenization=Tokenization.WORD),
                     Property(name="title", data_type=DataType.TEXT),
                     Property(name="heading_path", data_type=DataType.TEXT_ARRAY),
                     Property(name="start", data_type=DataType.INT),
@@ -466,18 +486,19 @@ class WeaviateStore:
         fetch = self._chunks(tenant).query.fetch_objects
         stored = self._call(
             partial(fetch, filters=where, limit=len(chunks), include_vector=True,
-                    return_properties=["chunk_id", "text"]),
+                    return_properties=["chunk_id", "text", "context"]),
             "read stored vectors",
         )
         known = {
-            (o.properties["chunk_id"], o.properties["text"]): o.vector.get("default")
+            (o.properties["chunk_id"], o.properties["text"], o.properties.get("context") or ""):
+            o.vector.get("default")
             for o in stored.objects
         }
-        vectors = [known.get((c.id, c.text)) for c in chunks]
+        vectors = [known.get((c.id, c.text, chunk_context(c))) for c in chunks]
         missing = [i for i, v in enumerate(vectors) if v is None]
         if missing:
             self.embed_calls += 1
-            embedded = self.embedder.embed_documents([chunks[i].text for i in missing])
+            embedded = self.embedder.embed_documents([embed_text(chunks[i]) for i in missing])
             for i, vector in zip(missing, embedded, strict=True):
                 vectors[i] = [float(x) for x in vector]
         return [list(v or ()) for v in vectors]  # type: ignore[arg-type]
@@ -566,39 +587,88 @@ class WeaviateStore:
         name = tenant_name(tenant)
         if k <= 0 or not query.strip() or not self._tenant_exists(name):
             return []
-        if mode == "bm25" and not tokenize(query):
+        terms = self.options.query_terms(query)
+        if mode == "bm25" and not terms:
             return []
         where = to_weaviate_filter(filters)
+        if mode == "hybrid":
+            depth = min(max(k, self.options.candidates), MAX_RESULTS)
+            bm25 = self._leg(name, " ".join(terms), depth, "bm25", where, filters) if terms else []
+            vector = self._leg(name, query, depth, "vector", where, filters)
+            by_id = {c.id: c for c in [*bm25, *vector]}
+            fused = fuse(self.options.fusion, [(c.id, c.score or 0.0) for c in bm25],
+                         [(c.id, c.score or 0.0) for c in vector], alpha,
+                         {c.id: c.source for c in by_id.values()})
+            out = []
+            for chunk_id, score in fused[:k]:
+                chunk = by_id[chunk_id]
+                chunk.score = score
+                out.append(chunk)
+            return out
+        text = " ".join(terms) if mode == "bm25" else query
+        return self._leg(name, text, k, mode, where, filters)
+
+    def _leg(
+        self, tenant: str, query: str, k: int, mode: str, where: Any, filters: Filters | None
+    ) -> list[Chunk]:
+        """One search leg, best first, ties broken by chunk id as in the embedded store."""
         # Fetch a margin beyond k so that equal scores at the cut are broken by chunk id, as in
         # the embedded store, rather than by whatever order the server returns ties in.
         limit = min(k + max(k, 10), MAX_RESULTS)
-        result = self._call(lambda: self._query(name, query, limit, mode, alpha, where), "search")
+        result = self._call(lambda: self._query(tenant, query, limit, mode, where), "search")
         chunks = [_to_chunk(o.properties, _score(o.metadata, mode)) for o in result.objects]
         if filters is not None and not filters.empty:
             chunks = [c for c in chunks if filters.matches(c)]
         return sorted(chunks, key=lambda c: (-(c.score or 0.0), c.id))[:k]
 
-    def _query(
-        self, tenant: str, query: str, k: int, mode: str, alpha: float, where: Any
-    ) -> Any:
-        from weaviate.classes.query import HybridFusion, MetadataQuery
+    def _query(self, tenant: str, query: str, k: int, mode: str, where: Any) -> Any:
+        from weaviate.classes.query import MetadataQuery
 
         collection = self._chunks(tenant)
         if mode == "bm25":
+            weight = float(self.options.context_weight)
             return collection.query.bm25(
-                query, query_properties=["text"], limit=k, filters=where,
+                query, query_properties=["text", f"context^{weight:g}"], limit=k, filters=where,
                 return_metadata=MetadataQuery(score=True),
             )
         vector = [float(x) for x in self.embedder.embed_query(query)]
-        if mode == "vector":
-            return collection.query.near_vector(
-                vector, limit=k, filters=where, return_metadata=MetadataQuery(distance=True)
-            )
-        return collection.query.hybrid(
-            query, vector=vector, alpha=alpha, fusion_type=HybridFusion.RELATIVE_SCORE,
-            query_properties=["text"], limit=k, filters=where,
-            return_metadata=MetadataQuery(score=True),
+        return collection.query.near_vector(
+            vector, limit=k, filters=where, return_metadata=MetadataQuery(distance=True)
         )
+
+    def has_reranker(self) -> bool:
+        """Whether the chunk collection has a reranker module configured (`reranker-*`)."""
+        try:
+            config = self._call(
+                lambda: self._client.collections.use(self.collection).config.get(), "config"
+            )
+        except RagloomError:
+            return False
+        return getattr(config, "reranker_config", None) is not None
+
+    def rerank(
+        self, query: str, chunk_ids: Sequence[str], *, tenant: str | None = None
+    ) -> dict[str, float]:
+        """Scores from the collection's reranker module for these chunks: {chunk id: score}."""
+        from weaviate.classes.query import Filter, MetadataQuery, Rerank
+
+        name = tenant_name(tenant)
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids or not self._tenant_exists(name):
+            return {}
+        vector = [float(x) for x in self.embedder.embed_query(query)]
+        result = self._call(
+            lambda: self._chunks(name).query.near_vector(
+                vector, filters=Filter.by_property("chunk_id").contains_any(ids), limit=len(ids),
+                rerank=Rerank(prop="text", query=query),
+                return_metadata=MetadataQuery(score=True), return_properties=["chunk_id"],
+            ),
+            "rerank",
+        )
+        return {
+            o.properties["chunk_id"]: float(o.metadata.rerank_score or 0.0)
+            for o in result.objects
+        }
 
     def get(self, chunk_ids: Sequence[str], *, tenant: str | None = None) -> list[Chunk]:
         """Chunks by id, in the order asked (missing ids are left out)."""
@@ -708,6 +778,7 @@ def _properties(chunk: Chunk, content_hash: str | None) -> dict[str, Any]:
         "chunk_id": chunk.id,
         "source": chunk.source,
         "text": chunk.text,
+        "context": chunk_context(chunk),
         "title": chunk.title,
         "heading_path": list(chunk.heading_path),
         "start": int(chunk.start),
