@@ -32,8 +32,14 @@ def build_dspy_roles(
 
     With a `registry` (or `settings`, whose `prompts` section builds one), each program is the
     pinned artefact or the newest compiled one whose signature matches; else the fresh program.
+    A malformed reply is asked again once, unless `settings.llm.max_retries` is 0 (no retries
+    at all, as configured).
     """
-    from ragloom.agents.dspy_modules.roles import ROLE_CLASSES
+    from ragloom.agents.dspy_modules.roles import PARSE_RETRIES, ROLE_CLASSES
+
+    retries = PARSE_RETRIES
+    if settings is not None and getattr(getattr(settings, "llm", None), "max_retries", 1) == 0:
+        retries = 0
 
     if registry is None and settings is not None:
         from ragloom.prompts.registry import PromptRegistry
@@ -42,7 +48,7 @@ def build_dspy_roles(
     roles: dict[str, Any] = {}
     for name, cls in ROLE_CLASSES.items():
         program = registry.load(name) if registry is not None else None
-        roles[name] = cls(lm, program)
+        roles[name] = cls(lm, program, parse_retries=retries)
     roles["map"] = roles["map_summarizer"]
     roles["reduce"] = roles["reduce_summarizer"]
     return roles

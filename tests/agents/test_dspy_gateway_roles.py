@@ -173,3 +173,13 @@ def test_the_retry_after_a_malformed_reply_is_not_served_from_the_cache(tmp_path
         draft = roles["answerer"].answer("How is code grouped?", CHUNKS)
         assert len(server.chat_requests()) == 2
     assert [c.chunk_id for c in draft.citations] == ["a" * 24]
+
+
+def test_no_retries_configured_means_no_parse_retry_either(tmp_path: Path) -> None:
+    with OpenAICompatibleServer(responder, replies=["no fields at all"]) as server:
+        settings = make_test_settings(tmp_path, base_url=server.base_url,
+                                      llm={"max_retries": 0})
+        roles = build_dspy_roles(LLMGateway(settings.llm).dspy_lm(), settings=settings)
+        with pytest.raises(MalformedResponseError, match=r"after 1 attempt\(s\)"):
+            roles["answerer"].answer("q", CHUNKS)
+        assert len(server.chat_requests()) == 1
