@@ -58,4 +58,4 @@ def test_cited_answers_from_weaviate_per_tenant(weaviate_env, tmp_path: Path) ->
                 {"configurable": {"thread_id": tenant}},
             )
             assert expected in out["answer"]
-            assert out["citations"][0]["source"] == "numbers.md"
+            assert out["citations"][0]["source"] == f"{tenant}/numbers.md"  # relative to cwd

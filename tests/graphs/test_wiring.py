@@ -44,7 +44,8 @@ def test_cli_quickstart_and_build_assistant_give_the_same_answer(
     from ragloom.cli import app
 
     runner = CliRunner()
-    assert runner.invoke(app, ["ingest", str(workspace / "docs")]).exit_code == 0
+    docs = str(workspace / "docs")
+    assert runner.invoke(app, ["ingest", docs, "--root", docs]).exit_code == 0  # as quickstart
     cli = json.loads(runner.invoke(app, ["ask", QUESTION, "--json"]).output)
 
     example = subprocess.run(
