@@ -3,7 +3,7 @@
 One run measures, on the same corpus and questions:
   - the offline (extractive) assistant on 1 worker and on 2 workers,
   - the openai engine against the local OpenAI-compatible server at a fixed latency per LLM call
-    (default 100 ms; the server runs in its own process), on 1 worker.
+    (default 100 ms; the server runs in its own process), on 1 and on 2 workers.
 Each configuration starts `python -m ragloom serve` as a process (its own SQLite threads and
 embedded store over a copy of the FAQ corpus, hashing embedder), warms every worker, then runs
 `--clients` concurrent clients, each sending `--requests` POST /v1/ask on fresh threads, with a
@@ -206,8 +206,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                   RAGLOOM_LLM__API_KEY="sk-bench-not-a-real-key-000",
                                   RAGLOOM_LLM__MODEL="test-model",
                                   RAGLOOM_PROMPTS__COMPILED_DIR=str(root / "compiled"))
-                results.append(await _run_config("openai-100ms-1w", root, openai_env, 1, args,
-                                                 questions))
+                for workers in (1, 2):
+                    name = f"openai-{round(args.latency * 1000)}ms-{workers}w"
+                    results.append(await _run_config(name, root, openai_env, workers, args,
+                                                     questions))
             finally:
                 llm.terminate()
     return {

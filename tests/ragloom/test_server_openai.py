@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from ragloom.graphs.wiring import Wiring
 from ragloom.server import create_app
@@ -107,7 +108,8 @@ def test_streamed_completion_is_openai_chunks(base: str) -> None:
 def test_thread_derived_from_the_conversation(base: str) -> None:
     """No header: a client that resends its history continues the same thread."""
     client = _client(base)
-    opening = {"role": "user", "content": "What does the 0o prefix mean in octal literals?"}
+    opening: ChatCompletionMessageParam = {
+        "role": "user", "content": "What does the 0o prefix mean in octal literals?"}
     first = client.chat.completions.with_raw_response.create(
         model="ragloom-assistant", messages=[opening])
     thread_id = first.headers["X-Thread-Id"]
