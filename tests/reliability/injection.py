@@ -282,12 +282,12 @@ def run_injection_suite(root: Path, *, http: bool = True) -> tuple[InjectionRepo
 
 
 def _refused_ask(graph: Any, server: OpenAICompatibleServer) -> str:
-    """An ask that fails because the provider keeps refusing, quoting the key each time: the
+    """An ask that fails because the provider refuses the key, quoting it (as OpenAI does): the
     typed error's text (and repr)."""
     from ragloom.core.errors import RagloomError
 
     echo = {"error": {"message": f"Incorrect API key provided: {PLANTED_KEY}"}}
-    server.enqueue(*[Fault(503, retry_after=0, body=echo)] * 3)
+    server.enqueue(Fault(401, body=echo))  # not retryable: the ask fails at once
     try:
         graph.invoke({"question": QUESTIONS[0]}, {"configurable": {"thread_id": "inj-err"}})
     except RagloomError as exc:

@@ -30,7 +30,7 @@ def test_obedient_model_cannot_run_tools_forge_citations_or_leak_the_key(
     assert report.obeyed.get("reply_with") and report.obeyed.get("repeat_prompt")
     assert report.citations >= 3 and report.http_checked
     assert '"event": "retry"' in logs and '"event": "llm.call"' in logs  # logs were captured
-    assert report.typed_error.startswith("[unavailable]")  # the key it quoted is blanked
+    assert report.typed_error.startswith("[auth]")  # the key it quoted is blanked
     assert "Incorrect API key provided: [REDACTED]" in report.typed_error
     assert find_leaks(PLANTED_KEY, [("stdout", captured.out), ("stderr", captured.err)]) == []
 
