@@ -343,7 +343,11 @@ def create_app(
             raise NotFoundError(f"no thread {thread_id}")
         return {"thread_id": thread_id, "messages": [message_dict(m) for m in messages]}
 
-    @app.post(INGEST_PATH, tags=["ragloom"])
+    upload_schema = {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}
+
+    @app.post(INGEST_PATH, tags=["ragloom"], openapi_extra={"requestBody": {
+        "required": True, "content": {"multipart/form-data": {"schema": upload_schema}}}})
     async def ingest(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:
         """Upload files (multipart/form-data, field `file`, repeatable) into the tenant's store;
         returns the ingestion report (bad files are listed in `failed`, the rest go in)."""
