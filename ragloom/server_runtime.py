@@ -216,6 +216,10 @@ class ServerRuntime:
         self._busy.add(key)
         try:
             leased = self.leases is None or await asyncio.to_thread(self.leases.acquire, key)
+        except Exception as exc:
+            self._busy.discard(key)
+            log.warning("server.lease_failed", error=type(exc).__name__)
+            raise NotReadyError("the thread lock store (PostgreSQL) is unreachable") from None
         except BaseException:
             self._busy.discard(key)
             raise
