@@ -241,7 +241,9 @@ class OnnxEmbedder:
     Same vectors as `LocalEmbedder` to within quantization (cosine > 0.99), ~3x the speed on CPU,
     and a cold start without torch: the model is exported once into `cache_dir` (that first
     export needs torch) and every later process only loads onnxruntime and the tokenizer.
-    Texts are sorted by length before batching, so padding stays small.
+    Each text runs alone by default (`batch_size=1`): dynamic int8 quantization scales
+    activations per batch, so padded neighbours would nudge a text's vector (cosine ~0.99 to
+    itself alone), and on CPU one unpadded text at a time was also the fastest here.
     """
 
     name = LOCAL_MODEL_NAME
@@ -249,7 +251,7 @@ class OnnxEmbedder:
     max_tokens = 256  # the model's max_seq_length (sentence_bert_config.json)
 
     def __init__(
-        self, *, batch_size: int = 32, threads: int | None = None, cache_dir: Path | None = None,
+        self, *, batch_size: int = 1, threads: int | None = None, cache_dir: Path | None = None,
         quantize: bool = True,
     ) -> None:
         self.batch_size = batch_size
@@ -348,8 +350,7 @@ def build_embedder(settings: Settings, *, gateway: LLMGateway | None = None) -> 
         backend = settings.embedder.backend
         if backend == "onnx" or (backend == "auto" and onnx_available()):
             return OnnxEmbedder(
-                batch_size=min(settings.embedder.batch_size, 32),
-                cache_dir=settings.embedder.cache_dir, quantize=settings.embedder.quantize,
+                cache_dir=settings.embedder.cache_dir, quantize=settings.embedder.quantize
             )
         return LocalEmbedder(batch_size=settings.embedder.batch_size)
     if kind == "openai":

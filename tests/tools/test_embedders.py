@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragloom.core.embedders import LocalEmbedder, build_embedder
+from ragloom.core.embedders import LocalEmbedder, OnnxEmbedder, build_embedder, onnx_available
 from ragloom.core.settings import load_settings
 from ragloom.core.testing.embedders import HashingEmbedder
 from ragloom.tools.stores import build_store
@@ -18,9 +18,17 @@ from ragloom.tools.stores.embedded import EmbeddedStore
 def test_build_embedder_kinds() -> None:
     hashing = build_embedder(load_settings(embedder={"kind": "hashing", "dimensions": 32}))
     assert isinstance(hashing, HashingEmbedder) and hashing.dimensions == 32
-    local = build_embedder(load_settings(embedder={"kind": "local", "batch_size": 8}))
+    torch_backend = {"kind": "local", "batch_size": 8, "backend": "torch"}
+    local = build_embedder(load_settings(embedder=torch_backend))
     assert isinstance(local, LocalEmbedder)
     assert (local.name, local.dimensions, local.batch_size) == ("all-MiniLM-L6-v2", 384, 8)
+    onnx = build_embedder(load_settings(embedder={"kind": "local", "backend": "onnx",
+                                                  "cache_dir": "/tmp/x", "quantize": False}))
+    assert isinstance(onnx, OnnxEmbedder)  # built lazily: nothing exported until first use
+    assert (onnx.name, onnx.dimensions) == (local.name, local.dimensions)  # same stores
+    assert onnx.model_path.parent == Path("/tmp/x") and "fp32" in onnx.model_path.name
+    auto = build_embedder(load_settings(embedder={"kind": "local"}))
+    assert isinstance(auto, OnnxEmbedder if onnx_available() else LocalEmbedder)
 
 
 def test_build_embedder_openai_goes_through_the_gateway() -> None:
@@ -57,3 +65,25 @@ def test_local_embedder_loads_offline_and_ranks_by_meaning() -> None:
     assert query.shape == (384,)
     related, unrelated = docs @ query
     assert related > unrelated + 0.2
+
+
+@pytest.mark.slow
+def test_onnx_int8_backend_matches_torch(tmp_path: Path) -> None:
+    """Exported once into the cache (torch, offline), then onnxruntime only: vectors within
+    quantization error of torch's, and the cached file is reused."""
+    pytest.importorskip("onnxruntime")
+    texts = [
+        "The cat sat on the warm windowsill in the sun.",
+        "shutil.copyfile(src, dst) copies the contents of the file named src to dst. " * 12,
+        "tax",
+    ]
+    onnx = OnnxEmbedder(cache_dir=tmp_path)
+    got = onnx.embed_documents(texts)
+    assert onnx.model_path.is_file()
+    want = LocalEmbedder().embed_documents(texts)
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert np.min(np.sum(got * want, axis=1)) > 0.97
+    stamp = onnx.model_path.stat().st_mtime_ns
+    again = OnnxEmbedder(cache_dir=tmp_path).embed_query(texts[0])
+    assert onnx.model_path.stat().st_mtime_ns == stamp  # not exported twice
+    assert float(again @ got[0]) > 0.999
