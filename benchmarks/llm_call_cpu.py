@@ -185,6 +185,7 @@ async def _full_ask(base_url: str) -> tuple[Call, float, Any]:
 
     settings = make_test_settings(Path("/tmp/ragloom-bench-cpu"), base_url=base_url).model_copy(
         update={"budget": BudgetSettings(max_seconds=600, max_tokens=None)})
+    settings.llm = settings.llm.model_copy(update={"timeout": TIMEOUT, "deadline": 600.0})
     graph = build_assistant(settings, store=ListStore(sample_chunks()), persist=False)
     first = await graph.ainvoke({"question": "How do I write an octal number?"})
     calls_per_ask = float(first["usage"]["llm_calls"])

@@ -25,12 +25,14 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
-from typing import Any
+from typing import Any, Protocol
 
 import dspy
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 
+from ragloom.core.openai_clients import is_json
 from ragloom.core.response_cache import cache_salt
+from ragloom.core.usage import only_usage_callbacks
 
 # OpenAI chat parameters passed on to the chat model; everything else DSPy sends is dropped.
 _PASSED = {
@@ -40,14 +42,49 @@ _PASSED = {
 }
 
 
-class GatewayLM(dspy.BaseLM):
-    """DSPy LM over the gateway's chat model (DSPy's own cache and retries are off)."""
+class DirectCompletions(Protocol):
+    """The gateway's direct path (`ragloom.core.llm.LLMGateway.complete` / `acomplete`)."""
 
-    def __init__(self, chat: Any, *, model: str, **kwargs: Any) -> None:
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def acomplete(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def _langchain_listens() -> bool:
+    """True when a LangChain run around this call has listeners besides `metered`'s (a
+    LangGraph `messages` stream, a tracer, user callbacks): then the call goes through the
+    chat model so they see it, token by token."""
+    from langchain_core.callbacks import BaseCallbackManager
+    from langchain_core.runnables.config import var_child_runnable_config
+    from langchain_core.tracers.context import tracing_v2_callback_var
+    from langsmith.utils import tracing_is_enabled
+
+    if tracing_v2_callback_var.get() is not None or tracing_is_enabled():
+        return True
+    config = var_child_runnable_config.get()
+    callbacks = (config or {}).get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        callbacks = callbacks.handlers
+    return not only_usage_callbacks(callbacks)
+
+
+class GatewayLM(dspy.BaseLM):
+    """DSPy LM over the gateway's chat model (DSPy's own cache and retries are off).
+
+    With `direct` (the gateway), a call that no LangChain listener would see skips the
+    LangChain layer: DSPy's messages go to the gateway's `complete` as an OpenAI JSON body and
+    the provider's JSON reply comes back as is (same retries, errors, usage, logs; the cache
+    keys its entries apart). Inside a LangGraph `messages` stream, under a tracer or with
+    user callbacks, calls go through `chat` as before.
+    """
+
+    def __init__(self, chat: Any, *, model: str, direct: DirectCompletions | None = None,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("temperature", getattr(chat, "temperature", None))
         kwargs.setdefault("max_tokens", getattr(chat, "max_tokens", None))
         super().__init__(model=model, model_type="chat", cache=False, num_retries=0, **kwargs)
         self.chat = chat
+        self.direct = direct
 
     @property
     def supports_function_calling(self) -> bool:
@@ -57,7 +94,27 @@ class GatewayLM(dspy.BaseLM):
         """Model and defaults only: the client lives in the gateway, never in saved programs."""
         state = super().dump_state()
         state.pop("chat", None)
+        state.pop("direct", None)
         return state
+
+    def _direct_body(
+        self, prompt: str | None, messages: list[dict[str, Any]] | None, kwargs: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The JSON body for the direct path, or None when the call must go through `chat`."""
+        if self.direct is None:
+            return None
+        merged = {**self.kwargs, **kwargs}
+        if int(merged.get("n") or 1) != 1:
+            return None
+        body: dict[str, Any] = {
+            "model": str(getattr(self.chat, "model_name", None) or self.model),
+            "messages": messages or [{"role": "user", "content": prompt or ""}],
+            "stream": False,
+        }
+        body.update({k: v for k, v in merged.items() if k in _PASSED and v is not None})
+        if not is_json(body) or _langchain_listens():
+            return None
+        return body
 
     def _call_args(
         self, prompt: str | None, messages: list[dict[str, Any]] | None, kwargs: dict[str, Any]
@@ -73,6 +130,10 @@ class GatewayLM(dspy.BaseLM):
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Run the call through the gateway; returns an OpenAI-shaped chat completion."""
+        body = self._direct_body(prompt, messages, kwargs)
+        if body is not None and self.direct is not None:
+            with cache_salt(self._rollout(kwargs)):
+                return self.direct.complete(body)
         lc_messages, params, n = self._call_args(prompt, messages, kwargs)
         with cache_salt(self._rollout(kwargs)):
             replies = [self.chat.invoke(lc_messages, **params) for _ in range(n)]
@@ -83,6 +144,10 @@ class GatewayLM(dspy.BaseLM):
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Async `forward` (`ainvoke`)."""
+        body = self._direct_body(prompt, messages, kwargs)
+        if body is not None and self.direct is not None:
+            with cache_salt(self._rollout(kwargs)):
+                return await self.direct.acomplete(body)
         lc_messages, params, n = self._call_args(prompt, messages, kwargs)
         with cache_salt(self._rollout(kwargs)):
             replies = [await self.chat.ainvoke(lc_messages, **params) for _ in range(n)]

@@ -61,7 +61,7 @@ from ragloom.core.retry import (
     mapped,
     run,
 )
-from ragloom.core.usage import CallRecord, UsageTracker, active_trackers
+from ragloom.core.usage import GATEWAY_TAG, CallRecord, UsageTracker, active_trackers
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -108,6 +108,14 @@ def _check_finished(chunks: list[Any]) -> None:
     raise ProviderUnavailableError(
         f"the provider's stream ended early after {len(chunks)} chunk(s) without finishing"
     )
+
+
+def _completion_usage(response: dict[str, Any], model: str) -> _Usage:
+    usage = _Usage(str(response.get("model") or model))
+    counts = response.get("usage") or {}
+    usage.tokens_in = int(counts.get("prompt_tokens") or 0)
+    usage.tokens_out = int(counts.get("completion_tokens") or 0)
+    return usage
 
 
 def _where(run_manager: Any) -> tuple[str | None, str | None]:
@@ -213,6 +221,7 @@ class LLMGateway:
             "temperature": self.settings.temperature,
             "max_tokens": self.settings.max_tokens,
             "stream_usage": True,
+            "tags": [GATEWAY_TAG],
         }
         if not _CLIENT_PARAMS.intersection(overrides):
             params["root_client"] = self.sync_client()
@@ -230,7 +239,9 @@ class LLMGateway:
         from ragloom.core.dspy_lm import GatewayLM
 
         chat = self.chat_model(**overrides)
-        return GatewayLM(chat, model=str(overrides.get("model", self.settings.model)))
+        direct = None if _CLIENT_PARAMS.intersection(overrides) else self
+        return GatewayLM(chat, model=str(overrides.get("model", self.settings.model)),
+                         direct=direct)
 
     def close(self) -> None:
         """Close the sync client (async clients close with their event loops)."""
@@ -493,6 +504,58 @@ class LLMGateway:
         """`chat._astream` through the gateway."""
         steps = self._stream_steps(chat, attempt_fn, messages, stop, kwargs, run_manager)
         return astream(steps, self.policy.asleep)
+
+    # -- direct completions (the DSPy adapter outside LangChain runs) --------------------------
+
+    def _complete_steps(self, post: Callable[..., Any], body: dict[str, Any]) -> Steps[Any]:
+        """One chat completion posted as JSON `body`; returns the provider's JSON dict.
+
+        Same cache (own keys), retries, mapping, usage record and log line as a chat call."""
+        key = None
+        if self.cache is not None:
+            text = json.dumps({"direct": body, "cache_salt": current_salt()}, sort_keys=True,
+                              default=str)
+            key = "direct:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+        model = str(body.get("model") or self.settings.model)
+        where = _where(None)
+        if key is not None and self.cache is not None:
+            started = self.clock()
+            hit = self.cache.get(key)
+            if hit is not None:
+                self._record(kind="chat", usage=_completion_usage(hit, model), attempts=0,
+                             started=started, where=where, cached=True)
+                return hit
+        started, tally = self.clock(), Tally()
+
+        def attempt() -> Steps[Any]:
+            options = {"timeout": self.attempt_timeout(started)}
+            return (yield Call(lambda: post("/chat/completions", body=body, options=options,
+                                            cast_to=object)))
+
+        try:
+            response = yield from self.policy.steps(attempt, tally)
+            if not isinstance(response, dict) or not isinstance(response.get("choices"), list):
+                raise MalformedResponseError(
+                    f"chat completion without choices: {str(response)[:200]}")
+        except RagloomError as exc:
+            self._record(kind="chat", usage=_Usage(model), attempts=tally.attempts,
+                         started=started, where=where, error=exc)
+            raise
+        self._record(kind="chat", usage=_completion_usage(response, model),
+                     attempts=tally.attempts, started=started, where=where)
+        if key is not None and self.cache is not None:
+            self.cache.put(key, response)
+        return response
+
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST `body` to `/chat/completions` through the gateway; the JSON reply."""
+        steps = self._complete_steps(self.sync_client().post, body)
+        return run(steps, self.policy.sleep)  # type: ignore[no-any-return]
+
+    async def acomplete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Async `complete` (on the running loop's client)."""
+        steps = self._complete_steps(self.async_clients.get().post, body)
+        return await arun(steps, self.policy.asleep)  # type: ignore[no-any-return]
 
     # -- embeddings ----------------------------------------------------------------------------
 

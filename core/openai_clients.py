@@ -79,14 +79,14 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 _OPTIONS = ("timeout", "extra_headers", "extra_query", "extra_body")
 
 
-def _is_json(value: Any) -> bool:
+def is_json(value: Any) -> bool:
     """True for data the SDK's transform would return unchanged (JSON types only)."""
     if isinstance(value, _JSON_SCALARS):
         return True
     if type(value) is dict:
-        return all(type(k) is str and _is_json(v) for k, v in value.items())
+        return all(type(k) is str and is_json(v) for k, v in value.items())
     if type(value) is list:
-        return all(_is_json(v) for v in value)
+        return all(is_json(v) for v in value)
     return False
 
 
@@ -117,7 +117,7 @@ class LeanCompletions:
             return None
         body = {k: v for k, v in params.items() if k not in _OPTIONS and v is not None}
         body.update(params.get("extra_body") or {})
-        if not _is_json(body):
+        if not is_json(body):
             return None
         options: dict[str, Any] = {}
         if params.get("timeout") is not None:

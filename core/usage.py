@@ -13,8 +13,10 @@ made active with `tracker.scope()`, so a run or a node counts just its own calls
         graph.invoke(...)
     run.totals.tokens
 
-`metered(node)` measures one graph node for any LangChain chat model (a callback handler, so
-`llm=ChatAnthropic(...)` is counted too) and fills a per-node record dict; `summarize_usage`
+`metered(node)` measures one graph node and fills a per-node record dict: the gateway's calls
+reach its tracker through the scope (whichever path they take), and any other LangChain chat
+model's calls through a callback handler (so `llm=ChatAnthropic(...)` is counted too; the
+handler skips calls tagged `GATEWAY_TAG`, which the gateway records itself). `summarize_usage`
 folds a turn's records into totals and a per-node breakdown.
 
 A tracker made with `max_calls` is also a call budget: `admit(record)` refuses the call that
@@ -37,6 +39,7 @@ from typing import Any
 from ragloom.core.errors import BudgetExceededError
 
 __all__ = [
+    "GATEWAY_TAG",
     "CallRecord",
     "Totals",
     "UsageTracker",
@@ -44,6 +47,9 @@ __all__ = [
     "metered",
     "summarize_usage",
 ]
+
+
+GATEWAY_TAG = "ragloom-gateway"  # LangChain tag of the gateway's chat models
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +289,8 @@ def _meter_type() -> type[Any]:
                 self.node = node
 
             def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+                if GATEWAY_TAG in (kwargs.get("tags") or ()):
+                    return  # the gateway records its own calls into the scoped tracker
                 usage: dict[str, Any] = {}
                 model = "chat-model"
                 for generations in response.generations:
@@ -313,7 +321,8 @@ def metered(node: str) -> Iterator[dict[str, Any]]:
     record: dict[str, Any] = {"node": node}
     started = time.perf_counter()
     try:
-        yield record
+        with tracker.scope():
+            yield record
     finally:
         _meter_var.reset(token)
         totals = tracker.totals
@@ -323,6 +332,12 @@ def metered(node: str) -> Iterator[dict[str, Any]]:
             tokens_in=totals.tokens_in,
             tokens_out=totals.tokens_out,
         )
+
+
+def only_usage_callbacks(handlers: Any) -> bool:
+    """True when `handlers` (LangChain callback handlers) are none but `metered`'s own."""
+    meter = _meter_class
+    return all(meter is not None and isinstance(handler, meter) for handler in handlers or ())
 
 
 def summarize_usage(

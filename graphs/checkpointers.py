@@ -4,19 +4,20 @@ The graphs are called through both `invoke` and `ainvoke`, so each saver here se
 
 - SQLite: LangGraph's `SqliteSaver` is sync-only; `ThreadSqliteSaver` adds async methods that
   run the sync ones in a worker thread (the saver serialises access with its own lock).
-- PostgreSQL: `PooledPostgresSaver` is LangGraph's `PostgresSaver` on a psycopg_pool
+- PostgreSQL: `PooledPostgresSaver` runs LangGraph's `PostgresSaver`s on a psycopg_pool
   `ConnectionPool` for the sync path, and for the async path (`ainvoke`, the server) the running
-  event loop's `AsyncPostgresSaver` on its own `AsyncConnectionPool` (a pool's connections
-  belong to the loop that opened them: one per loop, closed when the loop shuts down). Writes no
+  event loop's `AsyncPostgresSaver`s on that loop's `AsyncConnectionPool` (a pool's connections
+  belong to the loop that opened them: one per loop, closed when the loop shuts down). Several
+  savers share each pool because each LangGraph saver runs one operation at a time. Writes no
   longer queue through one connection and a worker thread per call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,90 +116,159 @@ def _connection_kwargs() -> dict[str, Any]:
     return {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
 
 
-class _LoopSaver:
-    """An `AsyncPostgresSaver` on its own pool, for one event loop (opened on first use)."""
+def _idle_first(savers: Sequence[Any], turn: int) -> Any:
+    """A saver whose lock is free (LangGraph's Postgres savers hold theirs for a whole
+    operation), else the next in turn."""
+    for saver in savers:
+        if not saver.lock.locked():
+            return saver
+    return savers[turn % len(savers)]
+
+
+class _LoopSavers:
+    """`AsyncPostgresSaver`s sharing one `AsyncConnectionPool`, for one event loop."""
 
     def __init__(self, url: str, pool_size: int) -> None:
         _, psycopg_pool, _, async_saver = _postgres_modules()
         self.pool = psycopg_pool.AsyncConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, kwargs=_connection_kwargs())
-        self.saver = async_saver(self.pool)
+        self.savers = [async_saver(self.pool) for _ in range(pool_size)]
+        self._turn = itertools.count()
 
-    async def ready(self) -> Any:
+    async def pick(self) -> Any:
         if self.pool.closed:
             await self.pool.open()  # safe when another task opened it meanwhile
-        return self.saver
+        return _idle_first(self.savers, next(self._turn))
 
     async def close(self) -> None:
         await self.pool.close()
 
 
-@functools.cache
-def _pooled_saver_class() -> type[Any]:
-    _, _, postgres_saver_cls, _ = _postgres_modules()
+class PooledPostgresSaver(BaseCheckpointSaver[str]):
+    """LangGraph's Postgres savers on connection pools, for `invoke` and `ainvoke` alike.
 
-    class PooledPostgresSaver(postgres_saver_cls):  # type: ignore[misc,valid-type]
-        """`PostgresSaver` on a connection pool; async methods on the loop's async pool."""
+    Each LangGraph saver runs one operation at a time (it holds a lock for the whole
+    operation), so this keeps `pool_size` of them over one pool and gives each operation a
+    free one: sync operations go to `PostgresSaver`s on a `ConnectionPool`, async ones to the
+    running loop's `AsyncPostgresSaver`s on that loop's `AsyncConnectionPool`.
+    """
 
-        def __init__(self, url: str, pool: Any, pool_size: int = POOL_SIZE) -> None:
-            super().__init__(pool)
-            self._loops: PerLoop[_LoopSaver] = PerLoop(lambda: _LoopSaver(url, pool_size))
+    def __init__(self, url: str, pool: Any, pool_size: int = POOL_SIZE) -> None:
+        _, _, postgres_saver_cls, _ = _postgres_modules()
+        self._savers = [postgres_saver_cls(pool) for _ in range(pool_size)]
+        super().__init__(serde=self._savers[0].serde)
+        self.conn = pool
+        self._turn = itertools.count()
+        self._loops: PerLoop[_LoopSavers] = PerLoop(lambda: _LoopSavers(url, pool_size))
 
-        async def _async(self) -> Any:
-            return await self._loops.get().ready()
+    def _sync(self) -> Any:
+        return _idle_first(self._savers, next(self._turn))
 
-        async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-            return await (await self._async()).aget_tuple(config)  # type: ignore[no-any-return]
+    async def _async(self) -> Any:
+        return await self._loops.get().pick()
 
-        async def alist(
-            self,
-            config: RunnableConfig | None,
-            *,
-            filter: dict[str, Any] | None = None,
-            before: RunnableConfig | None = None,
-            limit: int | None = None,
-        ) -> AsyncIterator[CheckpointTuple]:
-            saver = await self._async()
-            async for item in saver.alist(config, filter=filter, before=before, limit=limit):
-                yield item
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        return self._savers[0].get_next_version(current, channel)  # type: ignore[no-any-return]
 
-        async def aput(
-            self,
-            config: RunnableConfig,
-            checkpoint: Checkpoint,
-            metadata: CheckpointMetadata,
-            new_versions: ChannelVersions,
-        ) -> RunnableConfig:
-            saver = await self._async()
-            return await saver.aput(config, checkpoint, metadata, new_versions)  # type: ignore[no-any-return]
+    # -- sync (invoke) ---------------------------------------------------------------------------
 
-        async def aput_writes(
-            self,
-            config: RunnableConfig,
-            writes: Sequence[tuple[str, Any]],
-            task_id: str,
-            task_path: str = "",
-        ) -> None:
-            await (await self._async()).aput_writes(config, writes, task_id, task_path)
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._sync().get_tuple(config)  # type: ignore[no-any-return]
 
-        async def adelete_thread(self, thread_id: str) -> None:
-            await (await self._async()).adelete_thread(thread_id)
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        yield from self._sync().list(config, filter=filter, before=before, limit=limit)
 
-        async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-            await (await self._async()).aprune(thread_ids, strategy=strategy)
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self._sync().put(config, checkpoint, metadata, new_versions)  # type: ignore[no-any-return]
 
-        async def aget_delta_channel_history(self, *args: Any, **kwargs: Any) -> Any:
-            return await (await self._async()).aget_delta_channel_history(*args, **kwargs)
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._sync().put_writes(config, writes, task_id, task_path)
 
-        async def aclose(self) -> None:
-            """Close the running loop's async pool now (others close with their loops)."""
-            await self._loops.aclose()
+    def delete_thread(self, thread_id: str) -> None:
+        self._sync().delete_thread(thread_id)
 
-        def close(self) -> None:
-            """Close the sync pool (async pools close with their event loops)."""
-            self.conn.close()
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._sync().prune(thread_ids, strategy=strategy)
 
-    return PooledPostgresSaver
+    def get_delta_channel_history(self, *, config: RunnableConfig,
+                                  channels: Sequence[str]) -> Any:
+        return self._sync().get_delta_channel_history(config=config, channels=channels)
+
+    # -- async (ainvoke, the server) -------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await (await self._async()).aget_tuple(config)  # type: ignore[no-any-return]
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        saver = await self._async()
+        async for item in saver.alist(config, filter=filter, before=before, limit=limit):
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        saver = await self._async()
+        return await saver.aput(config, checkpoint, metadata, new_versions)  # type: ignore[no-any-return]
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await (await self._async()).aput_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await (await self._async()).adelete_thread(thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await (await self._async()).aprune(thread_ids, strategy=strategy)
+
+    async def aget_delta_channel_history(self, *, config: RunnableConfig,
+                                         channels: Sequence[str]) -> Any:
+        saver = await self._async()
+        return await saver.aget_delta_channel_history(config=config, channels=channels)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the running loop's async pool now (others close with their loops)."""
+        await self._loops.aclose()
+
+    def close(self) -> None:
+        """Close the sync pool (async pools close with their event loops)."""
+        self.conn.close()
 
 
 def postgres_saver(url: str, *, pool_size: int = POOL_SIZE) -> BaseCheckpointSaver[Any]:
@@ -216,8 +286,7 @@ def postgres_saver(url: str, *, pool_size: int = POOL_SIZE) -> BaseCheckpointSav
         ) from exc
     pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=pool_size, open=True,
                                        kwargs=_connection_kwargs())
-    saver: BaseCheckpointSaver[Any] = _pooled_saver_class()(url, pool, pool_size)
-    return saver
+    return PooledPostgresSaver(url, pool, pool_size)
 
 
 def build_checkpointer(settings: CheckpointerSettings) -> BaseCheckpointSaver[Any]:

@@ -225,3 +225,50 @@ def test_caching_adapter_formats_like_chat_adapter_and_builds_the_system_message
         inputs = {"question": question}
         assert adapter.format(signature, [], inputs) == plain.format(signature, [], inputs)
     assert Counting.built == 2  # once per signature, not once per call
+
+
+def test_direct_path_inside_a_node_is_metered_and_attributed(
+    gateway: LLMGateway, server: Server
+) -> None:
+    """Under plain invoke no LangChain listener needs the call: it skips the chat model, and
+    the node's meter and the gateway's usage still see it."""
+    from langgraph.graph import END, START, StateGraph
+
+    from ragloom.core.usage import metered
+
+    lm = gateway.dspy_lm()
+    predict = dspy.Predict("question -> answer")
+    records: list[dict[str, object]] = []
+    seen_by_chat: list[object] = []
+    lm.chat = _Spy(lm.chat, seen_by_chat)
+
+    def generate(state: _State) -> dict[str, str]:
+        with metered("generate") as record, dspy.context(lm=lm):
+            answer = predict(question=state["question"]).answer
+        records.append(record)
+        return {"answer": answer}
+
+    graph = StateGraph(_State)
+    graph.add_node("generate", generate)
+    graph.add_edge(START, "generate")
+    graph.add_edge("generate", END)
+    server.enqueue(Reply(_answer("direct"), usage={"prompt_tokens": 9, "completion_tokens": 2}))
+    assert graph.compile().invoke({"question": "q"})["answer"] == "direct"
+    assert seen_by_chat == []  # not through LangChain
+    assert (records[0]["llm_calls"], records[0]["tokens_in"], records[0]["tokens_out"]) == (1, 9, 2)
+    [record] = gateway.usage.recent
+    assert record.node == "generate" and record.attempts == 1
+
+
+class _Spy:
+    """Records calls that reach the chat model, then forwards them."""
+
+    def __init__(self, inner: object, seen: list[object]) -> None:
+        self._inner, self._seen = inner, seen
+
+    def invoke(self, *args: object, **kwargs: object) -> object:
+        self._seen.append(args)
+        return self._inner.invoke(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)

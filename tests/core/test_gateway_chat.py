@@ -395,10 +395,10 @@ def test_lean_requests_match_what_the_sdk_sends(gateway: LLMGateway, server: Ser
 
 
 async def test_async_lean_path_and_sdk_fallbacks(gateway: LLMGateway, server: Server) -> None:
-    from ragloom.core.openai_clients import _is_json
+    from ragloom.core.openai_clients import is_json
 
-    assert _is_json({"a": [1, 2.0, None, True, {"b": "c"}]})
-    assert not _is_json({"a": (1, 2)}) and not _is_json({"a": object()})
+    assert is_json({"a": [1, 2.0, None, True, {"b": "c"}]})
+    assert not is_json({"a": (1, 2)}) and not is_json({"a": object()})
     server.enqueue(Reply("lean", usage={"prompt_tokens": 3, "completion_tokens": 1}))
     reply = await gateway.chat_model().ainvoke("hi")
     assert reply.content == "lean" and reply.usage_metadata["input_tokens"] == 3
