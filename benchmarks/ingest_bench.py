@@ -8,6 +8,11 @@ Copies the corpus to a scratch folder (so one file can be edited), then:
 
     python benchmarks/ingest_bench.py --corpus ../shared/datasets/python-docs/corpus \
         --store /tmp/pydocs-store/store.db
+
+`--compare-backends N` instead times the local model's two backends on the same N chunks (the
+shipped chunker's contextual texts, every few files of the corpus), torch and ONNX int8
+alternating for `--rounds` rounds so both see the same machine load, and prints chunks/s of each,
+their ratio per round and the cosine between the two backends' vectors.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragloom.core.embedders import LocalEmbedder
+from ragloom.core.embedders import LocalEmbedder, OnnxEmbedder
 from ragloom.core.logging import configure_logging
 from ragloom.core.testing.embedders import HashingEmbedder
 from ragloom.tools.ingest import ingest_paths
@@ -40,7 +45,13 @@ def main() -> None:
     parser.add_argument("--embedder", choices=["local", "hashing"], default="local")
     parser.add_argument("--chunk-tokens", type=int, default=256)
     parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--compare-backends", type=int, default=0, metavar="N")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    if args.compare_backends:
+        print(json.dumps(compare_backends(args.corpus, args.compare_backends, args.rounds),
+                         indent=2))
+        return
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{args.store}{suffix}").unlink(missing_ok=True)
@@ -91,6 +102,38 @@ def main() -> None:
     }
     store.close()
     print(json.dumps(result, indent=2))
+
+
+def compare_backends(corpus: Path, n: int, rounds: int) -> dict:
+    """chunks/s of torch vs ONNX int8 on the same contextual chunk texts, alternating."""
+    from ragloom.tools.ingest import load_document, split_document
+    from ragloom.tools.stores.base import embed_text
+
+    texts: list[str] = []
+    for path in sorted(corpus.rglob("*.rst"))[::5]:
+        texts += [embed_text(c) for c in split_document(load_document(path))]
+        if len(texts) >= n:
+            break
+    texts = texts[:n]
+    backends = {"torch": LocalEmbedder(), "onnx-int8": OnnxEmbedder()}
+    for embedder in backends.values():
+        embedder.embed_documents(texts[:2])  # load (and, once, export) outside the timing
+    result: dict = {"chunks": len(texts), "threads": backends["torch"].threads, "rounds": []}
+    vectors = {}
+    for _ in range(rounds):
+        row = {}
+        for name, embedder in backends.items():
+            started = time.perf_counter()
+            vectors[name] = embedder.embed_documents(texts)
+            row[name] = round(len(texts) / (time.perf_counter() - started), 2)
+        row["ratio"] = round(row["onnx-int8"] / row["torch"], 2)
+        result["rounds"].append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    cosine = (vectors["torch"] * vectors["onnx-int8"]).sum(axis=1)
+    result["cosine_min"] = round(float(cosine.min()), 4)
+    result["cosine_mean"] = round(float(cosine.mean()), 4)
+    result["loadavg_end"] = os.getloadavg()
+    return result
 
 
 if __name__ == "__main__":
