@@ -149,3 +149,50 @@ def test_ann_index_agrees_with_exact_search(tmp_path: Path) -> None:
     assert np.mean(overlap) >= 0.9
     exact.close()
     ann.close()
+
+
+_V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE documents (tenant TEXT NOT NULL, source TEXT NOT NULL,
+    content_hash TEXT NOT NULL DEFAULT '', updated TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (tenant, source));
+CREATE TABLE chunks (rowid INTEGER PRIMARY KEY, tenant TEXT NOT NULL, id TEXT NOT NULL,
+    source TEXT NOT NULL, text TEXT NOT NULL, title TEXT NOT NULL DEFAULT '',
+    heading_path TEXT NOT NULL DEFAULT '[]', start INTEGER NOT NULL DEFAULT 0,
+    "end" INTEGER NOT NULL DEFAULT 0, position INTEGER NOT NULL DEFAULT 0,
+    metadata TEXT NOT NULL DEFAULT '{}', vector BLOB NOT NULL, UNIQUE (tenant, id));
+CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks', content_rowid='rowid');
+CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text) VALUES (new.rowid, new.text); END;
+"""
+
+
+def test_a_schema_1_store_migrates_and_asks_for_a_re_ingest(tmp_path: Path) -> None:
+    """Schema 1 (bare text) opens as schema 2: context column and FTS field filled, and every
+    source's hash forgotten so the next ingest re-embeds each file with its context."""
+    path = tmp_path / "old.db"
+    embedder = HashingEmbedder(32)
+    db = sqlite3.connect(path)
+    db.executescript(_V1_SCHEMA)
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [
+        ("schema_version", "1"), ("embedder", embedder.name), ("dimensions", "32"),
+        ("generation", "3")])
+    db.execute("INSERT INTO documents VALUES ('', 'guide.md', 'h1', '')")
+    vector = embedder.embed_documents(["Lists hold items."])[0].tobytes()
+    db.execute("INSERT INTO chunks (tenant, id, source, text, title, heading_path, vector) "
+               "VALUES ('', 'c1', 'guide.md', 'Lists hold items.', 'Python Guide', "
+               "'[\"Python Guide\", \"Sequences\"]', ?)", (vector,))
+    db.commit()
+    db.close()
+    store = EmbeddedStore(path, embedder)
+    try:
+        assert [c.id for c in store.search("lists", k=5, mode="bm25")] == ["c1"]
+        assert [c.id for c in store.search("sequences", k=5, mode="bm25")] == ["c1"]  # heading
+        assert store.sources() == {"guide.md": ""}  # re-ingest re-embeds it
+        with sqlite3.connect(path) as check:
+            meta = dict(check.execute("SELECT key, value FROM meta").fetchall())
+            context = check.execute("SELECT context FROM chunks").fetchone()[0]
+        assert meta["schema_version"] == "2"
+        assert context == "Python Guide > Sequences"
+    finally:
+        store.close()
