@@ -24,6 +24,7 @@ and `ainvoke`.
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -163,6 +164,7 @@ def _caveat(stop_reason: str | None) -> str | None:
         "ungrounded": "some statements could not be verified against the cited passages "
         "and were removed",
         "empty_store": "there are no documents to search (nothing is ingested for this tenant)",
+        "unchecked": "the grounding check's reply could not be read, so the answer is unverified",
     }
     if stop_reason.startswith("budget:"):
         text = f"the run's {stop_reason.split(':', 1)[1]} budget ran out"
@@ -365,7 +367,68 @@ def grade_documents(
         return {"relevant": [], "next_step": "generate_answer", "stop_reason": "empty_store"}
     if not chunks:
         return graded([])
-    return call(deps.roles.grader.grade, _standalone(state, deps), chunks).then(graded)
+    question = _standalone(state, deps)
+    grading = call(deps.roles.grader.grade, question, chunks)
+    if not _speculate(state, deps, runtime):
+        return grading.then(graded)
+
+    def speculated(results: list[Any]) -> Update:
+        grades, draft = results
+        update = graded(grades)
+        if update["next_step"] != "generate_answer" or update.get("stop_reason"):
+            return update  # corrective path: the early draft is not used
+        keep = {c["id"] for c in update["relevant"]} | {c.chunk_id for c in draft.citations}
+        update.update(relevant=[c.to_dict() for c in chunks if c.id in keep],
+                      draft=draft.to_dict(), next_step="check_grounding")  # fmt: skip
+        return update
+
+    early = _EarlyAnswer(chunks, _answer_id(state))
+    enough = deps.min_relevant
+    return call_together(
+        grading.when_done(lambda grades: early.settle(sum(g.relevant for g in grades) >= enough)),
+        call(deps.roles.answerer.answer, question, chunks, "").listening(early.listen),
+    ).then(speculated)
+
+
+def _speculate(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) -> bool:
+    """Answer beside the first grading of a turn (LLM engines): when grading keeps enough, the
+    answer is ready one round trip sooner; otherwise it is dropped unseen."""
+    return (
+        deps.speculative
+        and len(state.get("seen_results") or []) == 1
+        and not state.get("regenerations")
+        and not _reviews(deps, runtime, "passages")
+    )
+
+
+class _EarlyAnswer:
+    """The token stream of an answer written beside grading: held until grading says the
+    passages suffice (then streamed), or dropped unseen."""
+
+    def __init__(self, chunks: Sequence[Chunk], message_id: str) -> None:
+        self.chunks, self.message_id = chunks, message_id
+        self.verdict: bool | None = None
+        self.stream: AnswerTokenStream | None = None
+        self.lock = threading.Lock()
+
+    def listen(self, visible: Any) -> AnswerTokenStream:
+        with self.lock:
+            self.stream = AnswerTokenStream(visible, self.chunks, self.message_id, hold=True)
+            self._apply()
+            return self.stream
+
+    def settle(self, enough: bool) -> None:
+        with self.lock:
+            self.verdict = enough
+            self._apply()
+
+    def _apply(self) -> None:
+        if self.stream is None or self.verdict is None:
+            return
+        if self.verdict:
+            self.stream.release()
+        else:
+            self.stream.discard()
 
 
 def _clarified(state: AssistantState) -> bool:
@@ -424,9 +487,9 @@ def generate_answer(
     if state.get("regenerations"):  # a regenerated draft is not streamed a second time
         return answering.then(drafted)
     message_id = _answer_id(state)
-    return answering.then(
-        drafted, listen=lambda visible: AnswerTokenStream(visible, chunks, message_id)
-    )
+    return answering.listening(
+        lambda visible: AnswerTokenStream(visible, chunks, message_id)
+    ).then(drafted)
 
 
 def _answer_id(state: AssistantState) -> str:
@@ -450,6 +513,8 @@ def check_grounding(
         ]
         update: Update = {"verdicts": verdicts, "next_step": "finalize"}
         if verdict.grounded:
+            if getattr(verdict, "caveat", None):  # the check itself could not be read
+                update["stop_reason"] = state.get("stop_reason") or "unchecked"
             return update
         same_again = len(verdicts) >= 2 and verdicts[-1] == verdicts[-2]
         can_retry = (
@@ -606,11 +671,13 @@ def after_rewrite(state: AssistantState) -> Literal["retrieve", "generate_answer
     return "generate_answer" if state.get("next_step") == "generate_answer" else "retrieve"
 
 
-def after_grading(state: AssistantState) -> Literal["generate_answer", "rewrite_query", "clarify"]:
+def after_grading(
+    state: AssistantState,
+) -> Literal["generate_answer", "rewrite_query", "clarify", "check_grounding"]:
     step = state.get("next_step")
-    if step == "rewrite_query":
-        return "rewrite_query"
-    return "clarify" if step == "clarify" else "generate_answer"
+    if step in ("rewrite_query", "clarify", "check_grounding"):
+        return step  # type: ignore[return-value]
+    return "generate_answer"
 
 
 def after_clarify(state: AssistantState) -> Literal["generate_answer", "rewrite_query"]:

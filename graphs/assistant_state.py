@@ -121,6 +121,7 @@ class AssistantDeps:
     tenant: str | None = None
     review: tuple[ReviewPoint, ...] = ()  # review points on for every run
     min_relevant: int = 1
+    speculative: bool = False  # answer beside the first grading (LLM engines: one wave less)
     max_regenerations: int = 1
     max_messages: int = 100  # messages kept in a thread's checkpoint (older ones are removed)
     history_turns: int = 6  # earlier turns the roles see

@@ -24,7 +24,7 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -52,29 +52,37 @@ class RoleCall:
     """A call a node body asks the kit to make: `method(*args)`, then `then(result)`.
 
     `listen(visible)`, when given, makes a callback handler that sees the call's raw LLM tokens;
-    `visible` is the node's own callback manager (not tagged `nostream`), to emit clean ones."""
+    `visible` is the node's own callback manager (not tagged `nostream`), to emit clean ones.
+    `done(result)` runs as soon as this call returns (before calls beside it finish)."""
 
     method: Callable[..., Any]
     args: tuple[Any, ...]
-    then: Callable[[Any], Update | RoleCall]
+    then: Callable[[Any], Step]
     listen: Listener | None = None
+    done: Callable[[Any], None] | None = None
 
     def run(self, config: RunnableConfig) -> Any:
         child = self._hidden(config, get_callback_manager_for_config(config))
-        return RunnableLambda(lambda _: self.method(*self.args), name=self._name).invoke(
+        result = RunnableLambda(lambda _: self.method(*self.args), name=self._name).invoke(
             None, child
         )
+        return self._done(result)
 
     async def arun(self, config: RunnableConfig) -> Any:
         twin = _async_twin(self.method)
         if twin is None:  # a sync-only dependency (e.g. a store search): run it as is
-            return self.method(*self.args)
+            return self._done(self.method(*self.args))
         child = self._hidden(config, get_async_callback_manager_for_config(config))
 
         async def acall(_: Any) -> Any:
             return await twin(*self.args)
 
-        return await RunnableLambda(acall, name=self._name).ainvoke(None, child)
+        return self._done(await RunnableLambda(acall, name=self._name).ainvoke(None, child))
+
+    def _done(self, result: Any) -> Any:
+        if self.done is not None:
+            self.done(result)
+        return result
 
     @property
     def _name(self) -> str:
@@ -89,14 +97,57 @@ class RoleCall:
 
 
 @dataclass(frozen=True)
+class Together:
+    """Role calls made at once (async tasks under ainvoke, a few threads under invoke); `then`
+    receives their results as a list, in order."""
+
+    parts: tuple[RoleCall, ...]
+    then: Callable[[list[Any]], Step]
+
+    def run(self, config: RunnableConfig) -> list[Any]:
+        with ThreadPoolExecutor(max_workers=len(self.parts)) as pool:
+            futures = [
+                pool.submit(contextvars.copy_context().run, part.run, config)
+                for part in self.parts
+            ]
+            return [f.result() for f in futures]
+
+    async def arun(self, config: RunnableConfig) -> list[Any]:
+        return list(await asyncio.gather(*(part.arun(config) for part in self.parts)))
+
+
+Step = dict[str, Any] | RoleCall | Together
+
+
+@dataclass(frozen=True)
 class _Pending:
     method: Callable[..., Any]
     args: tuple[Any, ...]
+    listen: Listener | None = None
+    done: Callable[[Any], None] | None = None
 
-    def then(
-        self, step: Callable[[Any], Update | RoleCall], *, listen: Listener | None = None
-    ) -> RoleCall:
-        return RoleCall(self.method, self.args, step, listen)
+    def listening(self, listen: Listener) -> _Pending:
+        """Stream this call's tokens through `listen(visible)` (see `RoleCall`)."""
+        return replace(self, listen=listen)
+
+    def when_done(self, done: Callable[[Any], None]) -> _Pending:
+        """Run `done(result)` as soon as this call returns."""
+        return replace(self, done=done)
+
+    def then(self, step: Callable[[Any], Step]) -> RoleCall:
+        return RoleCall(self.method, self.args, step, self.listen, self.done)
+
+
+@dataclass(frozen=True)
+class _PendingGroup:
+    calls: tuple[_Pending, ...]
+
+    def then(self, step: Callable[[list[Any]], Step]) -> Together:
+        return Together(tuple(c.then(_same) for c in self.calls), step)
+
+
+def _same(result: Any) -> Any:
+    return result
 
 
 def call(method: Callable[..., Any], *args: Any) -> _Pending:
@@ -104,31 +155,9 @@ def call(method: Callable[..., Any], *args: Any) -> _Pending:
     return _Pending(method, args)
 
 
-def call_together(*calls: _Pending) -> _Pending:
-    """Several role calls at once (async tasks under ainvoke, a few threads under invoke); the
-    step after `.then` receives their results as a list, in order."""
-    return _Pending(_Together(calls).run, ())
-
-
-class _Together:
-    def __init__(self, calls: tuple[_Pending, ...]) -> None:
-        self.calls = calls
-
-    def run(self) -> list[Any]:
-        with ThreadPoolExecutor(max_workers=len(self.calls)) as pool:
-            futures = [
-                pool.submit(contextvars.copy_context().run, c.method, *c.args) for c in self.calls
-            ]
-            return [f.result() for f in futures]
-
-    async def arun(self) -> list[Any]:
-        async def one(pending: _Pending) -> Any:
-            twin = _async_twin(pending.method)
-            if twin is None:
-                return pending.method(*pending.args)
-            return await twin(*pending.args)
-
-        return list(await asyncio.gather(*(one(c) for c in self.calls)))
+def call_together(*calls: _Pending) -> _PendingGroup:
+    """Several role calls at once; `.then(step)` receives their results as a list."""
+    return _PendingGroup(calls)
 
 
 def _async_twin(method: Callable[..., Any]) -> Callable[..., Awaitable[Any]] | None:
@@ -138,7 +167,7 @@ def _async_twin(method: Callable[..., Any]) -> Callable[..., Awaitable[Any]] | N
     return twin if callable(twin) else None
 
 
-Body = Callable[[Any, DepsT, Runtime[Any]], "Update | RoleCall"]
+Body = Callable[[Any, DepsT, Runtime[Any]], Step]
 Finish = Callable[[Any, Update], Update]
 
 
@@ -158,14 +187,14 @@ class NodeKit(Generic[DepsT]):
         def run(state: Any, config: RunnableConfig) -> Update:
             with _log_scope(name, state, config), metered(name) as record:
                 out = body(state, self.deps, get_runtime())
-                while isinstance(out, RoleCall):
+                while isinstance(out, (RoleCall, Together)):
                     out = out.then(out.run(config))
             return self._finish(state, out, record)
 
         async def arun(state: Any, config: RunnableConfig) -> Update:
             with _log_scope(name, state, config), metered(name) as record:
                 out = body(state, self.deps, get_runtime())
-                while isinstance(out, RoleCall):
+                while isinstance(out, (RoleCall, Together)):
                     out = out.then(await out.arun(config))
             return self._finish(state, out, record)
 

@@ -14,6 +14,7 @@ id, so a client that merges by id ends with the final text.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Sequence
 from types import SimpleNamespace
@@ -35,7 +36,8 @@ class AnswerTokenStream(BaseCallbackHandler):
     run_inline = True  # tokens are forwarded in order, on the caller's thread or loop
 
     def __init__(
-        self, visible: CallbackManager, chunks: Sequence[Chunk], message_id: str
+        self, visible: CallbackManager, chunks: Sequence[Chunk], message_id: str,
+        *, hold: bool = False,
     ) -> None:
         from dspy.streaming import StreamListener
 
@@ -50,6 +52,22 @@ class AnswerTokenStream(BaseCallbackHandler):
         self.order: list[str] = []
         self.pending = ""
         self.run: Any = None
+        self.held: list[str] | None = [] if hold else None  # text kept until `release()`
+        self.dropped = False
+        self.lock = threading.Lock()
+
+    def release(self) -> None:
+        """Stream what was held, and from now on stream as tokens come (a speculative answer
+        that turned out to be the one)."""
+        with self.lock:
+            held, self.held = self.held or [], None
+            for text in held:
+                self._send(text)
+
+    def discard(self) -> None:
+        """Never stream this answer (a speculative answer that was not used)."""
+        with self.lock:
+            self.dropped, self.held = True, None
 
     def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
         import dspy
@@ -92,6 +110,15 @@ class AnswerTokenStream(BaseCallbackHandler):
     def _emit(self, text: str) -> None:
         if not text:
             return
+        with self.lock:
+            if self.dropped:
+                return
+            if self.held is not None:
+                self.held.append(text)
+                return
+            self._send(text)
+
+    def _send(self, text: str) -> None:
         if self.run is None:
             self.run = self.visible.on_chat_model_start(
                 {"name": "ragloom-answer"}, [[]], run_id=uuid.uuid4(), name="ragloom-answer"

@@ -179,6 +179,7 @@ class Wiring:
             max_messages=self.settings.assistant.max_messages,
             history_turns=self.settings.assistant.history_turns,
             price=_pricer(self.assistant_roles.model),
+            speculative=self.engine == "openai",
         )
         if self._clock is not None:
             deps.clock = self._clock

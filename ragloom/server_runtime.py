@@ -301,8 +301,8 @@ class TurnRun:
                     for node in chunk or {}:
                         self.queue.put_nowait(("node", {"node": node}))
                 elif mode == "messages":
-                    message, meta = chunk
-                    if meta.get("langgraph_node") == "generate_answer" and message.content:
+                    message, _meta = chunk
+                    if message.type == "AIMessageChunk" and message.content:  # answer tokens
                         self.queue.put_nowait(("token", {"text": str(message.content)}))
                 elif mode == "values" and isinstance(chunk, dict):
                     last = chunk

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import typer
+from langchain_core.messages import AIMessageChunk
 from langchain_core.runnables import RunnableConfig
 from rich.console import Console
 from rich.markup import escape
@@ -50,8 +51,8 @@ def stream_answer(graph: Any, question: str, config: RunnableConfig) -> tuple[di
             for node in chunk:
                 err.print(f"[dim]· {escape(str(node))}[/dim]")
         elif mode == "messages":
-            message, meta = chunk
-            if meta.get("langgraph_node") == "generate_answer" and message.content:
+            message, _meta = chunk
+            if isinstance(message, AIMessageChunk) and message.content:  # the answer's tokens
                 sys.stdout.write(str(message.content))
                 sys.stdout.flush()
                 streamed += str(message.content)
