@@ -39,9 +39,11 @@ from ragloom.core.logging import register_secret
 from ragloom.core.loops import PerLoop
 from ragloom.core.openai_clients import (
     DEFAULT_TRANSPORT,
+    AioChatClient,
     AsyncClientProxy,
     LeanCompletions,
     Transport,
+    aiohttp_available,
     async_http_client,
 )
 from ragloom.core.pricing import cost_usd
@@ -171,6 +173,7 @@ class LLMGateway:
         self._chat: BaseChatModel | None = None
         self._sync_client: Any = None
         self.async_clients: PerLoop[Any] = PerLoop(self._new_async_client)
+        self.direct_clients: PerLoop[Any] = PerLoop(self._new_direct_client)
         if settings.api_key is not None:
             register_secret(settings.api_key.get_secret_value())
 
@@ -191,6 +194,11 @@ class LLMGateway:
         return openai.AsyncOpenAI(base_url=self.settings.base_url, api_key=self.api_key(),
                                   timeout=self.settings.timeout, max_retries=0,
                                   http_client=async_http_client(self.transport))
+
+    def _new_direct_client(self) -> Any:
+        if self.transport == "aiohttp" and aiohttp_available() and self.settings.base_url:
+            return AioChatClient(self.settings.base_url, self.api_key(), self.settings.timeout)
+        return self._new_async_client()  # the SDK's post(), same signature
 
     def sync_client(self) -> Any:
         """The gateway's `openai.OpenAI` client (embeddings; made on first use)."""
@@ -554,7 +562,7 @@ class LLMGateway:
 
     async def acomplete(self, body: dict[str, Any]) -> dict[str, Any]:
         """Async `complete` (on the running loop's client)."""
-        steps = self._complete_steps(self.async_clients.get().post, body)
+        steps = self._complete_steps(self.direct_clients.get().post, body)
         return await arun(steps, self.policy.asleep)  # type: ignore[no-any-return]
 
     # -- embeddings ----------------------------------------------------------------------------

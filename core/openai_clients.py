@@ -23,6 +23,8 @@ Importing this module imports no openai: it loads when a client is first made.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -165,3 +167,81 @@ class _RawCompletions:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._completions._root().chat.completions.with_raw_response, name)
+
+
+class AioChatClient:
+    """A direct OpenAI-compatible client on one aiohttp session (the DSPy direct path).
+
+    `post(path, body=, options=, cast_to=object)` has the shape of the SDK's `post()` as the
+    gateway calls it and returns the JSON reply; failures are raised as the httpx exceptions
+    `ragloom.core.retry.map_openai_error` already maps (status errors keep their headers, so
+    Retry-After is honoured), so retries, typed errors and logs are those of every other call.
+    It skips the SDK's request building (headers, URL parsing, options), which costs more CPU
+    per call than the HTTP exchange itself (benchmarks/llm_call_cpu.py).
+    """
+
+    def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}",
+                         "Content-Type": "application/json", "Accept": "application/json"}
+        self._timeout = timeout
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+            json_serialize=_dumps)
+
+    async def post(self, path: str, *, body: Any, options: dict[str, Any] | None = None,
+                   cast_to: Any = object) -> Any:
+        import httpx
+
+        url = self._base + path
+        timeout = float((options or {}).get("timeout") or self._timeout)
+        aiohttp = self._aiohttp
+        try:
+            async with self._session.post(
+                url, json=body, headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                raw = await response.read()
+                status, headers = response.status, dict(response.headers)
+        except aiohttp.ClientError as exc:  # dropped or refused connections, broken payloads
+            if isinstance(exc, asyncio.TimeoutError):
+                raise
+            raise httpx.ConnectError(str(exc) or type(exc).__name__,
+                                     request=httpx.Request("POST", url)) from exc
+        if status >= 400:
+            reply = httpx.Response(status, headers=headers, content=raw,
+                                   request=httpx.Request("POST", url))
+            raise httpx.HTTPStatusError(_error_message(raw, status), request=reply.request,
+                                        response=reply)
+        return json.loads(raw)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _error_message(raw: bytes, status: int) -> str:
+    """The provider's error message (OpenAI's `{"error": {"message": ...}}`), else the body."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw[:300].decode("utf-8", "replace") or f"HTTP {status}"
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return str(data)[:300]
+
+
+def aiohttp_available() -> bool:
+    """True when aiohttp can be imported (the direct client needs it)."""
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -272,3 +272,32 @@ class _Spy:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
+
+
+async def test_async_direct_path_retries_and_types_errors(
+    gateway: LLMGateway, server: Server
+) -> None:
+    """The aiohttp direct client fails the way the SDK does: same retries, same typed errors."""
+    from ragloom.core.errors import ProviderUnavailableError
+
+    predict = dspy.Predict("question -> answer")
+    server.enqueue(*[Fault(429, retry_after=0)] * 3, _answer("after retries"))
+    with dspy.context(lm=gateway.dspy_lm()):
+        assert (await predict.acall(question="q")).answer == "after retries"
+    assert gateway.usage.recent[-1].attempts == 4 and len(server.chat_requests()) == 4
+    server.enqueue(Fault(401))
+    with dspy.context(lm=gateway.dspy_lm()), pytest.raises(AuthenticationError) as info:
+        await predict.acall(question="q2")
+    assert info.value.setting == "llm.api_key" and len(server.chat_requests()) == 5
+    server.enqueue(Fault(400))
+    with dspy.context(lm=gateway.dspy_lm()), pytest.raises(BadRequestError):
+        await predict.acall(question="q3")
+    assert gateway.usage.recent[-1].error == "bad_request"
+    assert type(gateway.direct_clients.get()).__name__ == "AioChatClient"
+
+    closed = LLMGateway(gateway.settings.model_copy(
+        update={"base_url": "http://127.0.0.1:9/v1", "max_retries": 1}),
+        asleep=gateway.policy.asleep)
+    with dspy.context(lm=closed.dspy_lm()), pytest.raises(ProviderUnavailableError):
+        await predict.acall(question="nobody listens")
+    assert closed.usage.recent[-1].attempts == 2  # a refused connection is retried

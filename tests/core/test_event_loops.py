@@ -79,3 +79,23 @@ def test_two_threads_two_loops_share_one_gateway(tmp_path: Path) -> None:
         by_thread.setdefault(thread, set()).add(client)
     assert all(len(clients) == 1 for clients in by_thread.values())
     assert gateway.async_clients.opened == 2
+
+
+def test_dspy_direct_clients_close_with_their_loops(tmp_path: Path) -> None:
+    import dspy
+
+    answer = "[[ ## answer ## ]]\npong\n\n[[ ## completed ## ]]"
+    with OpenAICompatibleServer(lambda request: answer) as server:
+        gateway = LLMGateway(make_test_settings(tmp_path, base_url=server.base_url).llm)
+        lm, predict = gateway.dspy_lm(), dspy.Predict("question -> answer")
+
+        async def burst() -> list[str]:
+            with dspy.context(lm=lm):
+                out = await asyncio.gather(*(predict.acall(question="ping") for _ in range(6)))
+            assert len(gateway.direct_clients) == 1
+            return [p.answer for p in out]
+
+        for _ in range(3):
+            assert asyncio.run(burst()) == ["pong"] * 6
+        assert len(gateway.direct_clients) == 0 and gateway.direct_clients.opened == 3
+    assert gateway.usage.calls == gateway.usage.attempts == 18
