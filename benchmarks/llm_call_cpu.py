@@ -13,7 +13,8 @@ another, then `--concurrent` calls at once (one `asyncio.gather`). Layers, botto
     gateway_httpx      LLMGateway(transport="httpx").chat_model().ainvoke
     gateway_aiohttp    LLMGateway(transport="aiohttp").chat_model().ainvoke (the default)
     dspy_fake_lm       dspy.Predict.acall over a fake BaseLM (no HTTP: DSPy's own cost)
-    dspy_gateway       dspy.Predict.acall over the gateway's DSPy LM (CachingChatAdapter)
+    dspy_gateway       dspy.Predict.acall over the gateway's DSPy LM (CachingChatAdapter; outside
+                       a LangChain run it takes the direct aiohttp path)
     full_ask           build_assistant(...).ainvoke on the openai engine, CPU per LLM call
 
     python benchmarks/llm_call_cpu.py [--sequential 200] [--concurrent 500] [--layers a,b]
