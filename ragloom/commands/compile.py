@@ -104,8 +104,9 @@ def _print_estimate(estimate: Any, model: str, as_json: bool) -> None:
 
 
 def _lm(settings: Any) -> Any:
+    """The DSPy LM the compile run calls, built by the wiring module like the graphs' own."""
     from ragloom.core.errors import ConfigError
-    from ragloom.core.llm import LLMGateway
+    from ragloom.graphs.wiring import Wiring
 
     if settings.resolved_engine != "openai":
         raise ConfigError(
@@ -113,7 +114,7 @@ def _lm(settings: Any) -> Any:
             setting="llm.base_url / llm.api_key",
             fix="set RAGLOOM_LLM__BASE_URL (any OpenAI-compatible server) or OPENAI_API_KEY",
         )
-    return LLMGateway(settings.llm).dspy_lm()
+    return Wiring(settings).dspy_lm
 
 
 def _print_report(report: Any, as_json: bool) -> None:
