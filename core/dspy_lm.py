@@ -3,7 +3,7 @@
 Imported lazily by `ragloom.core.llm` (it imports dspy); it imports nothing of the gateway's
 (any LangChain chat model will do), so imports go one way. Every DSPy call becomes
 `chat.invoke(messages)` / `chat.ainvoke(messages)` on the gateway's `GatewayChatOpenAI`, so
-retries, typed errors, the ledger, the log line and the response cache are the same as for a
+retries, typed errors, the usage record, the log line and the response cache are the same as for a
 LangGraph node; and because `invoke` reads the current runnable config, a DSPy module running
 inside a LangGraph node streams its tokens to `stream_mode="messages"`.
 

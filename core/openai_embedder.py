@@ -1,6 +1,6 @@
 """`OpenAIEmbedder`: the Embedder protocol over any OpenAI-compatible `/v1/embeddings`.
 
-Calls go through `LLMGateway.embed`, so they share the retry policy, typed errors and ledger.
+Calls go through `LLMGateway.embed`, so they share the retry policy, typed errors and usage tracker.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Sync and async calls share one implementation: a call is written once as a gener
 (`Call`, `Next`, `Pause`, `Emit`) and `RetryPolicy.steps` wraps an attempt in retries and error
 mapping inside such a generator. Four small drivers run a step generator: `run` / `stream`
 (sync: call, `next`, `time.sleep`) and `arun` / `astream` (async: await, `anext`, `asyncio.sleep`).
-The drivers are the only sync/async twins; what a call does (cache, retries, mapping, ledger,
+The drivers are the only sync/async twins; what a call does (cache, retries, mapping, usage,
 logs) is written once.
 """
 

@@ -123,7 +123,7 @@ def test_lm_call_with_tools_passes_them_through(gateway: LLMGateway, server: Ser
     assert chat_bodies(server)[0]["tools"] == tools
 
 
-def test_dspy_calls_share_retries_and_the_ledger(gateway: LLMGateway, server: Server) -> None:
+def test_dspy_calls_share_retries_and_usage(gateway: LLMGateway, server: Server) -> None:
     server.enqueue(*[Fault(429, retry_after=0)] * 3, _answer("after retries"))
     with dspy.context(lm=gateway.dspy_lm()):
         prediction = dspy.Predict("question -> answer")(question="q")

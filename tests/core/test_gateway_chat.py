@@ -260,7 +260,7 @@ def test_rate_limit_without_retries_left(settings: Settings, server: Server) -> 
         gateway.chat_model().invoke("hi")
 
 
-# -- ledger attribution, cache, LangGraph streaming --------------------------------------------
+# -- usage attribution, cache, LangGraph streaming ---------------------------------------------
 
 
 def test_node_comes_from_bound_context(gateway: LLMGateway) -> None:
