@@ -175,7 +175,7 @@ def test_api_key_auth(embedder: CountingEmbedder) -> None:
         good.close()
         with pytest.raises(AuthenticationError, match="weaviate_api_key"):
             WeaviateStore.from_settings(
-                _settings(locked, weaviate_api_key=SecretStr("wrong")), embedder,
+                _settings(locked, weaviate_api_key=SecretStr("wrong-key")), embedder,
                 skip_init_checks=True, retry=_no_wait_policy(),
             )
 
