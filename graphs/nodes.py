@@ -34,7 +34,9 @@ from langchain_core.runnables.config import (
     get_async_callback_manager_for_config,
     get_callback_manager_for_config,
     patch_config,
+    set_config_context,
 )
+from langchain_core.runnables.utils import coro_with_context
 from langgraph.constants import TAG_NOSTREAM
 from langgraph.runtime import Runtime, get_runtime
 
@@ -63,30 +65,21 @@ class RoleCall:
 
     def run(self, config: RunnableConfig) -> Any:
         child = self._hidden(config, get_callback_manager_for_config(config))
-        result = RunnableLambda(lambda _: self.method(*self.args), name=self._name).invoke(
-            None, child
-        )
-        return self._done(result)
+        with set_config_context(child) as context:
+            return self._done(context.run(self.method, *self.args))
 
     async def arun(self, config: RunnableConfig) -> Any:
         twin = _async_twin(self.method)
         if twin is None:  # a sync-only dependency (e.g. a store search): run it as is
             return self._done(self.method(*self.args))
         child = self._hidden(config, get_async_callback_manager_for_config(config))
-
-        async def acall(_: Any) -> Any:
-            return await twin(*self.args)
-
-        return self._done(await RunnableLambda(acall, name=self._name).ainvoke(None, child))
+        with set_config_context(child) as context:
+            return self._done(await coro_with_context(twin(*self.args), context))
 
     def _done(self, result: Any) -> Any:
         if self.done is not None:
             self.done(result)
         return result
-
-    @property
-    def _name(self) -> str:
-        return getattr(self.method, "__qualname__", "role")
 
     def _hidden(self, config: RunnableConfig, manager: Any) -> RunnableConfig:
         if self.listen is not None:

@@ -34,8 +34,11 @@ _register_all()
 
 def main() -> None:
     """Console entry point: ragloom's own errors print as one line (code, message, fix)."""
+    import os
+
     from ragloom.core.errors import RagloomError
 
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm (via dspy): no fetch
     try:
         app()
     except RagloomError as exc:
