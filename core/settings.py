@@ -94,13 +94,13 @@ class RetrievalSettings(BaseModel):
     """How the assistant retrieves."""
 
     mode: Literal["bm25", "vector", "hybrid"] = "hybrid"
-    alpha: float = Field(0.5, ge=0.0, le=1.0, description="hybrid: weight of the vector leg")
+    alpha: float = Field(0.6, ge=0.0, le=1.0, description="hybrid: weight of the vector leg")
     k: int = Field(6, ge=1)
     chunk_tokens: int = Field(200, ge=32, description="chunk size in the model's word pieces")
     chunk_overlap: int = Field(32, ge=0)
     fusion: Literal["relative", "rrf", "document"] = "relative"
-    candidates: int = Field(100, ge=1, description="hybrid: chunks fetched per leg")
-    stopwords: bool = Field(True, description="drop stop words from BM25 queries")
+    candidates: int = Field(200, ge=1, description="hybrid: chunks fetched per leg")
+    stopwords: bool = Field(False, description="drop stop words from BM25 queries")
     context_weight: float = Field(
         1.0, ge=0.0, description="BM25F weight of the title/heading field (text weighs 1)"
     )

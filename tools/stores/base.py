@@ -42,8 +42,8 @@ class SearchOptions:
     """
 
     fusion: Fusion = "relative"
-    candidates: int = 100
-    stopwords: bool = True
+    candidates: int = 200
+    stopwords: bool = False
     context_weight: float = 1.0
 
     def query_terms(self, query: str) -> list[str]:
