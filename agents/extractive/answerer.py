@@ -81,8 +81,11 @@ class ExtractiveAnswerer:
         max_sentences: int = 3,
         min_relative_score: float = 0.5,
         min_coverage: float = 0.2,
+        prior_weight: float = 0.12,
     ) -> None:
-        """`min_coverage`: idf-weighted share of the question's terms a sentence must contain."""
+        """`min_coverage`: idf-weighted share of the question's terms a sentence must contain;
+        `prior_weight`: weight of the chunk's retrieval score in a sentence's score."""
+        self.prior_weight = prior_weight
         self.embedder = embedder
         self.max_sentences = max_sentences
         self.min_relative_score = min_relative_score
@@ -103,7 +106,7 @@ class ExtractiveAnswerer:
             cov = coverage(query, cand.terms, idf)
             context = coverage(query, paragraphs[(cand.chunk.id, cand.sentence.paragraph)], idf)
             heading = coverage(query, terms(cand.chunk.heading), idf)
-            score = 0.35 * bm25[i] + 0.35 * cov + 0.12 * prior_by_id[cand.chunk.id]
+            score = 0.35 * bm25[i] + 0.35 * cov + self.prior_weight * prior_by_id[cand.chunk.id]
             score += 0.12 * context + 0.06 * heading
             if len(cand.sentence.text.split()) < 6:
                 score *= 0.7  # too short to answer anything on its own

@@ -1,6 +1,8 @@
-"""Keyword query rewriting for the extractive engine.
+"""Query rewriting for the extractive engine.
 
-The query is the question's content words (code-ish tokens such as `os.path`, `__init__`, `0x`
+The first search asks the question as written (the embedding model reads sentences better than
+keyword lists). Retries, and follow-ups that lean on the thread, search keywords: the question's
+content words (code-ish tokens such as `os.path`, `__init__`, `0x`
 kept whole). A follow-up that leans on the thread ("and how do I undo it?") borrows the keywords
 of the previous user question. Later attempts broaden: first add word variants, then keep only
 the most informative terms. Questions joining two things ("hex and octal", "lists vs tuples")
@@ -113,8 +115,10 @@ class ExtractiveRewriter:
     def rewrite(self, question: str, history: Sequence[Turn], attempt: int = 0) -> Rewrite:
         words = keywords(question)
         previous = next((t.content for t in reversed(history) if t.role == "user"), None)
+        borrowed = False
         if previous and previous.strip() != question.strip() and _is_follow_up(question, words):
             words += [w for w in keywords(previous) if w.lower() not in {x.lower() for x in words}]
+            borrowed = True
         if not words:
             words = raw_tokens(question) or [question.strip()]
         if attempt == 1:
@@ -122,6 +126,11 @@ class ExtractiveRewriter:
         elif attempt >= 2:
             words = _informative(words)
         subs = _sub_queries(question, words) if attempt == 0 else ()
+        if attempt == 0 and not borrowed:
+            # The first search asks the question as written: the embedding model reads whole
+            # sentences far better than keyword lists (python-docs citation hit rate 0.61 with
+            # keyword queries, see benchmarks/RESULTS.md), and BM25 weighs terms by idf anyway.
+            return Rewrite(" ".join(question.split()), subs)
         return Rewrite(" ".join(words), subs)
 
     async def arewrite(self, question: str, history: Sequence[Turn], attempt: int = 0) -> Rewrite:
