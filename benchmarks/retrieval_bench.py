@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ragloom.core.documents import Chunk, make_chunk_id
-from ragloom.core.embedders import OnnxEmbedder
+from ragloom.core.embedders import LocalEmbedder, OnnxEmbedder
 from ragloom.tools.evaluation import (
     Question,
     dedupe_sources,
@@ -194,17 +194,20 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=1)
     parser.add_argument("--chunks", default="naive,200:32,128:24,200:32:bare")
     parser.add_argument("--grid", choices=("small", "full"), default="full")
+    parser.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
+                        help="local model runtime (use a separate --work per backend)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    embedder = CachedEmbedder(OnnxEmbedder(cache_dir=args.work / "onnx"),
-                              args.work / "embeddings.db")
+    inner = (OnnxEmbedder(cache_dir=args.work.parent / "onnx") if args.backend == "onnx"
+             else LocalEmbedder())
+    embedder = CachedEmbedder(inner, args.work / f"embeddings-{args.backend}.db")
     corpus = subset_corpus(args.dataset, args.work, args.subset)
     questions = load_questions(args.dataset)
     result: dict[str, Any] = {
         "dataset": str(args.dataset), "subset": args.subset, "questions": len(questions),
         "halves": "tune = even lines (defaults chosen here), test = odd lines",
-        "embedder": "onnx-int8 all-MiniLM-L6-v2", "stores": {},
+        "embedder": f"{args.backend} all-MiniLM-L6-v2", "stores": {},
     }
     for name in args.chunks.split(","):
         started = time.perf_counter()
