@@ -46,7 +46,7 @@ from ragloom.graphs.assistant_state import (
     AssistantState,
     ReviewPoint,
 )
-from ragloom.graphs.nodes import NodeKit, RoleCall, Update, call, call_together
+from ragloom.graphs.nodes import NodeKit, Step, Update, call, call_together
 from ragloom.graphs.streaming import AnswerTokenStream
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def start_turn(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
     }
 
 
-def route(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) -> Update | RoleCall:
+def route(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) -> Step:
     """Decide (answer from the conversation, retrieve, summarize a document, or decline) and,
     at the same time, write the search query, so the happy path waits for one LLM round trip
     instead of two."""
@@ -265,7 +265,7 @@ def _rewritten(
 
 def rewrite_query(
     state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
-) -> Update | RoleCall:
+) -> Step:
     """A broader standalone search query for another corrective search (the first query is
     written by `route`)."""
     tried = list(state.get("tried_queries") or [])
@@ -277,7 +277,7 @@ def rewrite_query(
 
 def retrieve(
     state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
-) -> Update | RoleCall:
+) -> Step:
     """Search (hybrid by default) for the query and each sub-query, merged by best score.
 
     Review point `query`: the run pauses with the query; resume with `{"action": "approve"}` or
@@ -334,7 +334,7 @@ class _MultiSearch:
 
 def grade_documents(
     state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
-) -> Update | RoleCall:
+) -> Step:
     """Keep the relevant chunks; decide between answering, another corrective search, and
     (review point `clarify`) asking the user."""
     chunks = _chunks(state.get("chunks", []))
@@ -456,7 +456,7 @@ def clarify(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) -
 
 def generate_answer(
     state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
-) -> Update | RoleCall:
+) -> Step:
     """Write a grounded answer in which every claim cites chunk ids.
 
     Review point `passages`: the run pauses with the passages; resume with `{"action":
@@ -499,7 +499,7 @@ def _answer_id(state: AssistantState) -> str:
 
 def check_grounding(
     state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
-) -> Update | RoleCall:
+) -> Step:
     """Are the claims supported by the chunks they cite? Regenerate once, else drop them."""
     draft = _draft(state.get("draft") or Draft(text=NO_ANSWER).to_dict())
     chunks = _chunks(state.get("relevant") or [])
@@ -536,7 +536,7 @@ def check_grounding(
 
 def conversation(
     state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
-) -> Update | RoleCall:
+) -> Step:
     """Answer from the thread itself (follow-ups about an earlier answer)."""
     earlier = [t for t in _history(state, deps) if t.role == "assistant"]
     if not earlier:
@@ -559,7 +559,7 @@ def decline(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]) -
 
 def summarize(
     state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
-) -> Update | RoleCall:
+) -> Step:
     """Summarize the named document with the summarizer graph (as a subgraph)."""
     tenant = _tenant(deps, runtime)
     source = _find_source(deps, tenant, state.get("target") or state["question"])
