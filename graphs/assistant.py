@@ -717,7 +717,7 @@ def _drop_claims(draft: Draft, unsupported: set[str]) -> Draft:
 
 def _find_source(deps: AssistantDeps, tenant: str | None, target: str) -> str | None:
     """The ingested source whose path best matches the user's name for it."""
-    from ragloom.tools.stores.base import tokenize
+    from ragloom.core.text import tokenize
 
     wanted = set(tokenize(target))
     best, best_score = None, 0.0

@@ -27,10 +27,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from ragloom.agents.extractive.text import clean_markup
 from ragloom.agents.roles import SectionSummary
 from ragloom.core.documents import Document
 from ragloom.core.errors import IngestError
+from ragloom.core.text import clean_markup
 from ragloom.graphs.nodes import NodeKit, RoleCall, Update, call
 from ragloom.graphs.summarizer_state import (
     MapTask,

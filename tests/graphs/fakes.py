@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from ragloom.agents.factory import AssistantRoles
 from ragloom.agents.roles import Draft, Grade, Rewrite, RouteDecision, Turn, Verdict
 from ragloom.core.documents import Chunk, Citation
-from ragloom.tools.stores.base import tokenize
+from ragloom.core.text import tokenize
 
 
 class ListStore:
