@@ -142,8 +142,13 @@ def search(
                 k=k or settings.retrieval.k, tenant=tenant or settings.store.tenant,
             )
             chunks = retriever.search(query, filters=filters)
+            empty = not chunks and not chunk_store.sources(tenant=retriever.tenant)
     except RagloomError as exc:
         raise _fail(exc) from exc
+    if empty:
+        who = f"tenant {retriever.tenant!r}" if retriever.tenant else "the store"
+        typer.echo(f"note: {who} has no documents; ingest some first (ragloom ingest PATH)",
+                   err=True)  # fmt: skip
     if as_json:
         typer.echo(json.dumps([chunk_result(c) for c in chunks], indent=2))
         return

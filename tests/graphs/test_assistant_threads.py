@@ -166,3 +166,9 @@ def test_empty_question_declines_and_context_tenant_is_used() -> None:
     assert graph.invoke({"question": "  "}, _config("e"))["answer"] == DECLINE
     graph.invoke({"question": "octal?"}, _config("t"), context={"tenant": "acme"})
     assert seen and set(seen) == {"acme"}
+
+
+def test_an_empty_store_is_named_in_the_caveat() -> None:
+    out = _graph(Script(rewrites=["octal"]), ListStore([])).invoke({"question": "octal?"},
+                                                                   _config("empty"))
+    assert out["citations"] == [] and "no documents to search" in (out["caveat"] or "")

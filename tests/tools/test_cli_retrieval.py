@@ -215,3 +215,17 @@ def test_ingest_says_when_the_store_has_old_style_ids(tmp_path: Path) -> None:
     assert set(listed) == {"docs/lib/owls.md", "docs/herons.txt"}
     quiet = runner.invoke(app, ["ingest", "docs", "--json"])
     assert json.loads(quiet.stdout)["notes"] == []
+
+
+def test_search_on_an_empty_store_or_unknown_tenant_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from ragloom.cli import app
+
+    monkeypatch.setenv("RAGLOOM_EMBEDDER__KIND", "hashing")
+    monkeypatch.setenv("RAGLOOM_STORE__PATH", str(tmp_path / "empty.db"))
+    result = CliRunner().invoke(app, ["search", "anything", "--tenant", "nobody"])
+    assert result.exit_code == 0
+    assert "tenant 'nobody' has no documents" in result.stderr
