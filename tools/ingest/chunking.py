@@ -14,10 +14,9 @@ document.text[chunk.start:chunk.end]`.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from ragloom.core.documents import Chunk, Document, make_chunk_id
 
@@ -63,7 +62,7 @@ class _TokenIndex:
 
     def __init__(self, text: str) -> None:
         tokenizer = _model_tokenizer()
-        starts: list[np.ndarray] = []
+        starts: list[int] = []
         begin = 0
         while begin < len(text):
             end = min(len(text), begin + _BLOCK)
@@ -72,21 +71,19 @@ class _TokenIndex:
                 end = cut + 1 if cut > begin else end
             block = text[begin:end]
             if tokenizer is None:
-                offsets = [m.start() for m in _TOKEN.finditer(block)]
+                starts.extend(m.start() + begin for m in _TOKEN.finditer(block))
             else:
-                offsets = [a for a, _ in tokenizer.encode(block, add_special_tokens=False).offsets]
-            starts.append(np.asarray(offsets, dtype=np.int64) + begin)
+                offsets = tokenizer.encode(block, add_special_tokens=False).offsets
+                starts.extend(a + begin for a, _ in offsets)
             begin = end
-        self.starts = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+        self.starts = starts
 
     def count(self, start: int, end: int) -> int:
         """Tokens starting in [start, end)."""
-        lo, hi = np.searchsorted(self.starts, (start, end))
-        return int(hi - lo)
+        return bisect_left(self.starts, end) - bisect_left(self.starts, start)
 
-    def token_starts(self, start: int, end: int) -> np.ndarray:
-        lo, hi = np.searchsorted(self.starts, (start, end))
-        return self.starts[lo:hi]
+    def token_starts(self, start: int, end: int) -> list[int]:
+        return self.starts[bisect_left(self.starts, start):bisect_left(self.starts, end)]
 
 
 @dataclass(frozen=True)
@@ -189,7 +186,7 @@ class _SpanSplitter:
 
     def _by_tokens(self, start: int, end: int) -> list[tuple[int, int]]:
         """No separator left (one long word run): cut between tokens."""
-        starts = [int(s) for s in self.index.token_starts(start, end)]
+        starts = self.index.token_starts(start, end)
         step = max(1, self.budget - self.overlap)
         out = []
         for first in range(0, len(starts), step):
