@@ -85,8 +85,9 @@ def build_reranker(
     program: Any = None,
 ) -> Reranker:
     """The reranker `settings.retrieval.reranker` names; `auto` picks, in order: a configured
-    cross-encoder, the Weaviate collection's reranker module, the LLM (openai engine), the
-    semantic reranker (extractive engine, local model), else none."""
+    cross-encoder, the Weaviate collection's reranker module, the LLM (openai engine), else
+    none (the offline semantic reranker did not measurably help on python-docs: ask for it
+    with `semantic`)."""
     choice = settings.retrieval.reranker
     if choice == "none":
         return NoReranker()
@@ -107,9 +108,8 @@ def build_reranker(
             raise ConfigError("the llm reranker needs the gateway's LM",
                               setting="retrieval.reranker", fix="pass lm=gateway.dspy_lm()")
         return LLMReranker(lm, program)
-    if choice == "semantic" or (choice == "auto" and embedder is not None
-                                and getattr(embedder, "name", "") == "all-MiniLM-L6-v2"):
-        if embedder is None:
+    if choice == "semantic":  # not picked by `auto`: +0.001 nDCG@10 on the tune half for
+        if embedder is None:  # 0.5 s per query (benchmarks/RESULTS.md, issue 12 section)
             raise ConfigError("the semantic reranker needs an embedder",
                               setting="retrieval.reranker", fix="pass the store's embedder")
         return SemanticReranker(embedder)
