@@ -9,12 +9,14 @@ once, and reads which role it calls.
 
 Role calls run tagged `nostream`, so a role's raw LLM output (DSPy's `[[ ## field ## ]]` wire
 format, internal passage labels) never reaches `stream_mode="messages"`; a call that should
-stream to the user names a listener (`.then(step, listen=...)`): a LangChain callback handler
-that sees the raw tokens and re-emits clean ones (see `ragloom.graphs.streaming`).
+stream to the user names a listener (`call(...).listening(factory)`): a LangChain callback
+handler that sees the raw tokens and re-emits clean ones (see `ragloom.graphs.streaming`).
+`call_together(a, b).then(step)` makes calls side by side (one LLM round trip for both).
 
 The kit also binds log keys (`node`, `run_id`, `thread_id`), meters LLM calls and tokens per
 node (`usage_log`), and is built on LangGraph's and LangChain's public API only: a
-`RunnableLambda` with a sync and an async function, `get_runtime()` for the run context.
+`RunnableLambda` with a sync and an async function per node, `get_runtime()` for the run
+context, `set_config_context` for the hidden role calls.
 """
 
 from __future__ import annotations
