@@ -11,7 +11,8 @@
     │   ├── MalformedResponseError    malformed       no
     │   └── DeadlineExceededError     deadline        no   (retries ran out of total time)
     ├── StoreError                    store           no
-    │   └── StoreUnavailableError     store_unavailable yes
+    │   ├── StoreUnavailableError     store_unavailable yes
+    │   └── StoreWriteError           store_write     no   (which chunks were not stored)
     ├── IngestError                   ingest          no   (one file; reported and skipped)
     │   ├── UnsupportedFileError      unsupported_file
     │   ├── EmptyFileError            empty_file
@@ -24,6 +25,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 
@@ -117,6 +119,20 @@ class StoreError(RagloomError):
 class StoreUnavailableError(StoreError):
     code = "store_unavailable"
     retryable = True
+
+
+class StoreWriteError(StoreError):
+    """Some chunks were not stored, even after retries: `failed` maps each chunk id to its
+    reason, `sources` names their sources. Writes are idempotent, so re-running is safe."""
+
+    code = "store_write"
+
+    def __init__(
+        self, message: str, *, failed: Mapping[str, str], sources: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.failed = dict(failed)
+        self.sources = sorted(set(sources))
 
 
 class IngestError(RagloomError):

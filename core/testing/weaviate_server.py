@@ -18,7 +18,12 @@ alpha * vector + (1 - alpha) * bm25) or rankedFusion. Each collection + tenant i
 shard; idf and avgdl are per shard.
 
 Failures can be injected: `fail_next("BatchDelete", times=1)` aborts the next gRPC call with
-UNAVAILABLE; `reject_objects(predicate, times)` makes BatchObjects report per-object errors.
+UNAVAILABLE; `reject_objects(predicate, times)` makes BatchObjects report per-object errors;
+`drop_mid_batch(after=k, times=n)` stores the first k objects of the next n batches and then
+cuts the call off (the client sees UNAVAILABLE, as for a connection reset, though the server kept
+part of the batch); `slow_next(method, seconds, times)` answers the next calls late (a batch is
+stored first: past the client's timeout, the write happened but the client saw
+DEADLINE_EXCEEDED). `calls` counts every call received, faulted or not.
 """
 
 from __future__ import annotations
@@ -244,6 +249,9 @@ class WeaviateTestServer:
         self.calls: Counter[str] = Counter()
         self._failures: dict[str, list[grpc.StatusCode]] = {}
         self._rejections: list[tuple[Callable[[dict[str, Any]], bool], int]] = []
+        self._drops: list[int] = []  # per coming batch: how many objects to keep before the cut
+        self._delays: dict[str, list[float]] = {}
+        self._faults_lock = threading.Lock()
         self._http: ThreadingHTTPServer | None = None
         self._grpc: grpc.Server | None = None
         self.http_port = 0
@@ -297,6 +305,8 @@ class WeaviateTestServer:
             self.db.shards.clear()
         self._failures.clear()
         self._rejections.clear()
+        self._drops.clear()
+        self._delays.clear()
         self.calls.clear()
 
     def fail_next(
@@ -308,6 +318,21 @@ class WeaviateTestServer:
     def reject_objects(self, predicate: Callable[[dict[str, Any]], bool], *, times: int) -> None:
         """In the next `times` BatchObjects calls, report an error for objects matching."""
         self._rejections.append((predicate, times))
+
+    def drop_mid_batch(self, *, after: int, times: int = 1) -> None:
+        """In the next `times` BatchObjects calls, store the first `after` objects, then cut the
+        call off with UNAVAILABLE (what a client sees when the connection drops mid-batch)."""
+        with self._faults_lock:
+            self._drops.extend([after] * times)
+
+    def slow_next(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Answer the next `times` calls of gRPC `method` `seconds` late (work done first)."""
+        with self._faults_lock:
+            self._delays.setdefault(method, []).extend([seconds] * times)
+
+    def _take(self, queue: list[Any] | None) -> Any:
+        with self._faults_lock:
+            return queue.pop(0) if queue else None
 
     def objects(self, collection: str, tenant: str = "") -> dict[str, StoredObject]:
         """A snapshot of one shard (for assertions)."""
@@ -327,9 +352,13 @@ class WeaviateTestServer:
         metadata = dict(context.invocation_metadata())
         if not self.authorized(metadata.get("authorization")):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "unauthorized")
-        queue = self._failures.get(method)
-        if queue:
-            context.abort(queue.pop(0), f"injected failure in {method}")
+        code = self._take(self._failures.get(method))
+        if code is not None:
+            context.abort(code, f"injected failure in {method}")
+        if method != "BatchObjects":  # a batch is slowed after it is stored (BatchObjects)
+            delay = self._take(self._delays.get(method))
+            if delay:
+                time.sleep(delay)
 
     def _rejects(self, properties: dict[str, Any]) -> bool:
         return any(predicate(properties) for predicate, _ in self._rejections)
@@ -472,8 +501,17 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
     def BatchObjects(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.server._injected("BatchObjects", context)
         started = time.perf_counter()
-        errors = self._guard(context, lambda: self._batch(request.objects))
+        keep = self.server._take(self.server._drops)
+        objects = list(request.objects) if keep is None else list(request.objects)[:keep]
+        errors = self._guard(context, lambda: self._batch(objects))
         self.server._spend_rejections()
+        if keep is not None:
+            context.abort(grpc.StatusCode.UNAVAILABLE,
+                          f"injected: connection reset after {len(objects)} of "
+                          f"{len(request.objects)} objects were stored")
+        delay = self.server._take(self.server._delays.get("BatchObjects"))
+        if delay:
+            time.sleep(delay)
         return batch_pb2.BatchObjectsReply(
             took=time.perf_counter() - started,
             errors=[batch_pb2.BatchObjectsReply.BatchError(index=i, error=e) for i, e in errors],

@@ -12,7 +12,13 @@ import pytest
 from pydantic import SecretStr
 
 from ragloom.core.documents import Chunk
-from ragloom.core.errors import AuthenticationError, ConfigError, StoreError, StoreUnavailableError
+from ragloom.core.errors import (
+    AuthenticationError,
+    ConfigError,
+    StoreError,
+    StoreUnavailableError,
+    StoreWriteError,
+)
 from ragloom.core.retry import RetryPolicy, retry_policy
 from ragloom.core.settings import Settings, StoreSettings
 from ragloom.core.testing.embedders import HashingEmbedder
@@ -422,9 +428,12 @@ def test_objects_rejected_every_time_are_reported(
     store: WeaviateStore, server: WeaviateTestServer
 ) -> None:
     server.reject_objects(lambda props: props.get("chunk_id") in ("c2", "c4"), times=99)
-    with pytest.raises(StoreError, match=r"rejected 2 of 6 chunks.*c2: injected") as caught:
+    with pytest.raises(StoreWriteError, match=r"2 of 6 chunks .*rejected.*injected.*: c2, c4") \
+            as caught:
         store.upsert(_chunks())
     assert not isinstance(caught.value, StoreUnavailableError)
+    assert set(caught.value.failed) == {"c2", "c4"}
+    assert caught.value.sources == ["guide/tuples.md", "ref/stdtypes.md"]
     assert store.count() == len(TEXTS) - 2
 
 

@@ -19,9 +19,14 @@ collection has a reranker module (`reranker-*` in its module config), `rerank()`
 rescore chunks (see `ragloom.tools.rerank.WeaviateReranker`). Transport failures (gRPC
 UNAVAILABLE, connection errors, 5xx) become `StoreUnavailableError` and are retried by the
 project's retry policy (`ragloom.core.retry`); objects a batch rejects are retried, then reported
-in a `StoreError`. Weaviate has no transactions: `replace_source` writes the new chunks first, then
-removes stale ones, then records the content hash, so an interrupted replace is redone by the
-next ingest instead of being skipped.
+in a `StoreWriteError` naming every chunk that was not stored (so is a batch whose retries ran out,
+with the batches after it). Batches go to gRPC BatchObjects once per attempt: `insert_many` would
+retry UNAVAILABLE itself (1 + 2 + 4 + 8 s of sleep, unseen by the policy and its deadline), so the
+policy is the only retry layer and `write_stats` counts its retries. Object UUIDs are uuid5 of the
+chunk id, so a batch the server half-stored before the client saw an error is simply written
+again, never duplicated. Weaviate has no transactions: `replace_source` writes the new chunks
+first, then removes stale ones, then records the content hash, so an interrupted replace is redone
+by the next ingest instead of being skipped.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -44,6 +49,7 @@ from ragloom.core.errors import (
     DeadlineExceededError,
     RagloomError,
     StoreError,
+    StoreWriteError,
 )
 from ragloom.core.errors import StoreUnavailableError as Unavailable
 from ragloom.core.retry import RetryPolicy, retry_policy
@@ -177,6 +183,9 @@ def map_weaviate_error(exc: BaseException, operation: str) -> RagloomError:
     text = f"weaviate {operation} failed ({name}): {str(exc)[:500]}"
     status = getattr(exc, "status_code", None)
     code = _grpc_code(exc)
+    details = getattr(exc, "details", None)
+    if code is not None and callable(details):  # a raw gRPC error: its code and message only
+        text = f"weaviate {operation} failed (gRPC {code}): {str(details())[:300]}"
     if status in (401, 403) or code in _AUTH_CODES or name in (
         "AuthenticationFailedError", "InsufficientPermissionsError"
     ):
@@ -245,6 +254,17 @@ def _guarded(fn: Callable[[], T], operation: str) -> T:
 # -- the store ------------------------------------------------------------------------------------
 
 
+@dataclass
+class WriteStats:
+    """What the write path did: BatchObjects calls sent, of which policy retries, and objects
+    sent again because the server rejected them."""
+
+    batch_calls: int = 0
+    retries: int = 0
+    objects_resent: int = 0
+    failed_chunks: list[str] = field(default_factory=list)
+
+
 class WeaviateStore:
     """A `ChunkStore` on a Weaviate cluster (or the test server), one tenant per call."""
 
@@ -268,6 +288,7 @@ class WeaviateStore:
         self.batch_size = batch_size
         self.object_retries = object_retries
         self.embed_calls = 0
+        self.write_stats = WriteStats()
         self._owns_client = owns_client
         self._retry = retry or retry_policy(max_retries=3, deadline=60.0, operation="weaviate")
         self._known_tenants: set[str] = set()
@@ -464,19 +485,31 @@ class WeaviateStore:
         return removed
 
     def _write_chunks(self, chunks: list[Chunk], tenant: str, content_hash: str | None) -> None:
+        """Write in batches; raise `StoreWriteError` naming every chunk not stored.
+
+        Rejected objects do not stop the batches after them; a batch whose retries ran out does
+        (the cluster is not answering), and the chunks not sent yet are reported with it.
+        """
         from weaviate.classes.data import DataObject
 
         collection = self._chunks(tenant)
+        failed: dict[str, str] = {}
         for begin in range(0, len(chunks), self.batch_size):
             batch = chunks[begin:begin + self.batch_size]
-            vectors = self._vectors_for(batch, tenant)
-            objects = [
-                DataObject(
-                    uuid=chunk_uuid(c.id), properties=_properties(c, content_hash), vector=vector
-                )
-                for c, vector in zip(batch, vectors, strict=True)
-            ]
-            self._insert(collection, objects, [c.id for c in batch])
+            try:
+                vectors = self._vectors_for(batch, tenant)
+                objects = [
+                    DataObject(uuid=chunk_uuid(c.id), properties=_properties(c, content_hash),
+                               vector=vector)
+                    for c, vector in zip(batch, vectors, strict=True)
+                ]
+                failed.update(self._insert(collection, objects, [c.id for c in batch]))
+            except StoreError as exc:  # auth and config errors are not about these chunks
+                failed.update((c.id, str(exc)) for c in chunks[begin:])
+                break
+        if failed:
+            self.write_stats.failed_chunks.extend(failed)
+            raise _write_error(failed, chunks)
 
     def _vectors_for(self, chunks: list[Chunk], tenant: str) -> list[list[float]]:
         """Stored vectors where a chunk's id and text are unchanged; the rest embedded."""
@@ -503,25 +536,40 @@ class WeaviateStore:
                 vectors[i] = [float(x) for x in vector]
         return [list(v or ()) for v in vectors]  # type: ignore[arg-type]
 
-    def _insert(self, collection: Collection[Any, Any], objects: list[Any], ids: list[str]) -> None:
-        """insert_many with per-object retries; what still fails is reported in one StoreError."""
+    def _insert(
+        self, collection: Collection[Any, Any], objects: list[Any], ids: list[str]
+    ) -> dict[str, str]:
+        """Send `objects` (transport retried by the policy, rejected objects sent again up to
+        `object_retries` times); returns {id: error} for the objects still not stored."""
         pending = list(range(len(objects)))
         failures: dict[int, str] = {}
         for attempt in range(1 + self.object_retries):
+            if attempt:
+                self.write_stats.objects_resent += len(pending)
             batch = [objects[i] for i in pending]
-            errors = self._call(partial(_insert_errors, collection, batch), "insert")
+            errors = self._send(collection, batch)
             failures = {pending[j]: message for j, message in errors.items()}
             pending = sorted(failures)
             if not pending:
-                return
+                return {}
             log.warning("weaviate.objects_failed", count=len(pending), attempt=attempt + 1,
                         first_error=failures[pending[0]])
-        listed = "; ".join(f"{ids[i]}: {failures[i]}" for i in pending[:10])
-        more = f" (and {len(pending) - 10} more)" if len(pending) > 10 else ""
-        raise StoreError(
-            f"Weaviate rejected {len(pending)} of {len(objects)} chunks after "
-            f"{1 + self.object_retries} attempts: {listed}{more}"
-        )
+        return {ids[i]: f"rejected after {1 + self.object_retries} attempts: {failures[i]}"
+                for i in pending}
+
+    def _send(self, collection: Collection[Any, Any], objects: list[Any]) -> dict[int, str]:
+        """One batch under the retry policy, each attempt counted in `write_stats`."""
+        stats = self.write_stats
+
+        def attempt() -> dict[int, str]:
+            stats.batch_calls += 1
+            return _batch_errors(collection, objects)
+
+        before = stats.batch_calls
+        try:
+            return self._call(attempt, "insert")
+        finally:
+            stats.retries += max(0, stats.batch_calls - before - 1)
 
     def _record_sources(self, hashes: dict[str, str], tenant: str, *, overwrite: bool) -> None:
         """Write source records; without `overwrite`, an empty hash never replaces a stored one."""
@@ -536,7 +584,13 @@ class WeaviateStore:
             DataObject(uuid=source_uuid(s), properties={"source": s, "content_hash": h})
             for s, h in hashes.items()
         ]
-        self._insert(self._sources(tenant), objects, list(hashes))
+        failed = self._insert(self._sources(tenant), objects, list(hashes))
+        if failed:
+            raise StoreWriteError(
+                f"the source records of {', '.join(sorted(failed))} were not stored "
+                f"(their chunks were); re-run the ingest: {next(iter(failed.values()))}",
+                failed=failed, sources=list(failed),
+            )
 
     def _source_uuids(self, source: str, tenant: str) -> list[str]:
         from weaviate.classes.query import Filter
@@ -758,7 +812,52 @@ class WeaviateStore:
 # -- conversions ----------------------------------------------------------------------------------
 
 
-def _insert_errors(collection: Collection[Any, Any], objects: list[Any]) -> dict[int, str]:
+def _write_error(failed: dict[str, str], chunks: Sequence[Chunk]) -> StoreWriteError:
+    """One error naming every chunk not stored, with its source."""
+    sources = sorted({c.source for c in chunks if c.id in failed})
+    listed = ", ".join(list(failed)[:10]) + (f" (and {len(failed) - 10} more)"
+                                             if len(failed) > 10 else "")
+    reasons = sorted(set(failed.values()))
+    return StoreWriteError(
+        f"{len(failed)} of {len(chunks)} chunks of {', '.join(sources)} were not stored "
+        f"({reasons[0]}{'; ...' if len(reasons) > 1 else ''}): {listed}; re-run the ingest "
+        "to store them (writes are idempotent)",
+        failed=failed, sources=sources,
+    )
+
+
+def _batch_errors(collection: Collection[Any, Any], objects: list[Any]) -> dict[int, str]:
+    """One gRPC BatchObjects call → {index in `objects`: error}.
+
+    The request is built by the client's own batch encoder and sent on its stub once: the
+    public `insert_many` wraps this call in a retry of its own on UNAVAILABLE (sleeping 1, 2,
+    4, 8 s) that the retry policy could neither see, count nor bound. Where a client version
+    lacks these internals, `insert_many` is the fallback.
+    """
+    from weaviate.collections.classes.batch import _BatchObject
+    from weaviate.proto.v1 import batch_pb2
+
+    data = collection.data
+    connection: Any = getattr(data, "_connection", None)
+    encoder = getattr(data, "_DataCollectionExecutor__batch_grpc", None)
+    stub = getattr(connection, "grpc_stub", None)
+    if encoder is None or stub is None or not hasattr(encoder, "grpc_objects"):
+        return _insert_many_errors(collection, objects)
+    internal = [
+        _BatchObject(collection=collection.name, vector=o.vector, uuid=str(o.uuid),
+                     properties=o.properties, tenant=collection.tenant, references=None, index=i)
+        for i, o in enumerate(objects)
+    ]
+    request = batch_pb2.BatchObjectsRequest(
+        objects=encoder.grpc_objects(internal),
+        consistency_level=getattr(encoder, "_consistency_level", None),
+    )
+    reply = stub.BatchObjects(request, metadata=connection.grpc_headers(),
+                              timeout=connection.timeout_config.insert)
+    return {err.index: err.error for err in reply.errors}
+
+
+def _insert_many_errors(collection: Collection[Any, Any], objects: list[Any]) -> dict[int, str]:
     """insert_many → {index in `objects`: error}; an all-failed batch is errors, not a raise."""
     from weaviate.exceptions import WeaviateInsertManyAllFailedError
 
