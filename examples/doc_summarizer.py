@@ -6,6 +6,10 @@
 PATH is a file or a folder (its .txt/.md/.rst/.html/.pdf files). Runs offline with the
 extractive engine unless a key or base URL is configured (then map and reduce are DSPy modules
 through the LLM gateway). The same entry as `ragloom summarize`.
+
+With `--thread ID` the run is checkpointed (settings' checkpointer, SQLite by default): if it
+fails or the process is killed, the same command with the same ID resumes it and summarizes
+only the chunks that had not finished.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the result to this file")
     parser.add_argument("--json", action="store_true", help="print a machine-readable result")
     parser.add_argument("--budget", type=int, help="input tokens one model call may take")
-    parser.add_argument("--thread", help="checkpoint under this id; rerun to resume")
+    parser.add_argument("--thread", help="checkpoint under this id; after a failure or a kill, "
+                        "the same command with the same id resumes (finished chunks are kept)")
     args = parser.parse_args(argv)
     return run_summarize(
         args.paths,

@@ -136,7 +136,8 @@ def summarize(
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable result."),
     budget: int = typer.Option(None, "--budget", help="Input tokens one model call may take."),
     thread: str = typer.Option(
-        None, "--thread", help="Checkpoint the run under this id; rerun to resume a failed run."
+        None, "--thread", help="Checkpoint the run under this id; after a failure or a kill, rerun "
+        "with the same id to resume (finished chunks are not summarized again)."
     ),
 ) -> None:
     """Summarize documents of any length: overview plus key points per section."""
