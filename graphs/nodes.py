@@ -14,9 +14,10 @@ handler that sees the raw tokens and re-emits clean ones (see `ragloom.graphs.st
 `call_together(a, b).then(step)` makes calls side by side (one LLM round trip for both).
 
 The kit also binds log keys (`node`, `run_id`, `thread_id`), meters LLM calls and tokens per
-node (`usage_log`), and is built on LangGraph's and LangChain's public API only: a
-`RunnableLambda` with a sync and an async function per node, `get_runtime()` for the run
-context, `set_config_context` for the hidden role calls.
+node (`usage_log`), and is built on LangGraph's and LangChain's public API only: a small
+`Runnable` with a sync and an async function per node (LangGraph's task traces the node's run,
+so the node adds none), `get_runtime()` for the run context, `set_config_context` for the
+hidden role calls.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import (
+    ensure_config,
     get_async_callback_manager_for_config,
     get_callback_manager_for_config,
     patch_config,
@@ -42,7 +44,7 @@ from langchain_core.runnables.utils import coro_with_context
 from langgraph.constants import TAG_NOSTREAM
 from langgraph.runtime import Runtime, get_runtime
 
-from ragloom.core.usage import metered
+from ragloom.core.usage import metered, only_usage_callbacks
 
 DepsT = TypeVar("DepsT")
 Update = dict[str, Any]
@@ -57,6 +59,8 @@ class RoleCall:
 
     `listen(visible)`, when given, makes a callback handler that sees the call's raw LLM tokens;
     `visible` is the node's own callback manager (not tagged `nostream`), to emit clean ones.
+    It is made only when the run has a listener of its own (a `messages` stream, a tracer):
+    otherwise nobody would see the tokens, and the call need not stream.
     `done(result)` runs as soon as this call returns (before calls beside it finish)."""
 
     method: Callable[..., Any]
@@ -86,7 +90,8 @@ class RoleCall:
     def _hidden(self, config: RunnableConfig, manager: Any) -> RunnableConfig:
         if self.listen is not None:
             visible = get_callback_manager_for_config(config)
-            manager.add_handler(self.listen(visible), inherit=True)
+            if not only_usage_callbacks(visible.handlers):  # someone streams or traces the run
+                manager.add_handler(self.listen(visible), inherit=True)
         manager.add_tags([TAG_NOSTREAM])
         return patch_config(config, callbacks=manager)
 
@@ -176,7 +181,7 @@ class NodeKit(Generic[DepsT]):
     deps: DepsT
     finish: Finish | None = None
 
-    def node(self, name: str, body: Body[DepsT]) -> RunnableLambda[Any, Update]:
+    def node(self, name: str, body: Body[DepsT]) -> Runnable[Any, Update]:
         """A LangGraph node (sync and async) running `body` with log keys and usage metering."""
 
         def run(state: Any, config: RunnableConfig) -> Update:
@@ -193,14 +198,36 @@ class NodeKit(Generic[DepsT]):
                     out = out.then(await out.arun(config))
             return self._finish(state, out, record)
 
-        run.__name__ = arun.__name__ = name
-        run.__doc__ = arun.__doc__ = body.__doc__
-        return RunnableLambda(run, afunc=arun, name=name)
+        return _Node(name, body.__doc__, run, arun)
 
     def _finish(self, state: Any, update: Update, record: dict[str, Any]) -> Update:
         if "usage_log" not in update:
             update["usage_log"] = [record]
         return self.finish(state, update) if self.finish else update
+
+
+class _Node(Runnable[Any, Update]):
+    """A node as LangGraph runs it: the task already traces the node's run (as for a plain
+    function node), so this adds no run of its own, unlike a `RunnableLambda`."""
+
+    def __init__(
+        self,
+        name: str,
+        doc: str | None,
+        run: Callable[[Any, RunnableConfig], Update],
+        arun: Callable[[Any, RunnableConfig], Awaitable[Update]],
+    ) -> None:
+        self.name = name
+        self.__doc__ = doc
+        self._run, self._arun = run, arun
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **_: Any) -> Update:
+        return self._run(input, ensure_config(config))
+
+    async def ainvoke(
+        self, input: Any, config: RunnableConfig | None = None, **_: Any
+    ) -> Update:
+        return await self._arun(input, ensure_config(config))
 
 
 def _log_scope(name: str, state: Any, config: RunnableConfig) -> AbstractContextManager[None]:
