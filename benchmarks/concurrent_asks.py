@@ -7,6 +7,11 @@ after the previous one), not taken from a constant. Prints JSON.
 
     python benchmarks/concurrent_asks.py [--asks 256] [--latency 0.1]
         [--checkpointer memory|postgres] [--postgres-url URL] [--gc default|tuned]
+        [--server async|threaded]
+
+`--server async` (the default) is `benchmarks/latency_server.py` (aiohttp.web, same script and
+replies); `threaded` is `ragloom.core.testing.OpenAICompatibleServer`, which becomes the
+bottleneck with hundreds of connections on 2 cores (see concurrency_floor.py).
 
 `--checkpointer postgres` runs every ask on its own thread in PostgreSQL (the pooled saver of
 `ragloom.graphs.checkpointers`; URL from `--postgres-url` or RAGLOOM_TEST_POSTGRES_URL).
@@ -33,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
-def serve(port_queue: Any, control: Any, latency: float) -> None:
-    """Run the scripted server (in a child process); on "times", send back the arrival times
-    of the chat requests since the last "times" and forget them."""
+def serve_threaded(port_queue: Any, control: Any, latency: float) -> None:
+    """Run the threaded test server (in a child process); on "times", send back the arrival
+    times of the chat requests since the last "times" and forget them."""
     from ragloom.core.testing import OpenAICompatibleServer
     from tests.graphs.llm_script import AssistantLLM
 
@@ -46,6 +51,16 @@ def serve(port_queue: Any, control: Any, latency: float) -> None:
             times = [r.received_at for r in server.chat_requests()]
             server.requests.clear()
             control.send(times)
+
+
+def server_for(kind: str) -> Any:
+    """The server process's target: "async" (latency_server.py) or "threaded"."""
+    if kind == "threaded":
+        return serve_threaded
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from latency_server import serve
+
+    return serve
 
 
 def waves(times: list[float], latency: float) -> int:
@@ -116,6 +131,7 @@ def main() -> None:
     parser.add_argument("--checkpointer", choices=["memory", "postgres"], default="memory")
     parser.add_argument("--postgres-url", default=os.environ.get("RAGLOOM_TEST_POSTGRES_URL"))
     parser.add_argument("--gc", choices=["default", "tuned"], default="default")
+    parser.add_argument("--server", choices=["async", "threaded"], default="async")
     args = parser.parse_args()
     if args.checkpointer == "postgres" and not args.postgres_url:
         parser.error("--checkpointer postgres needs --postgres-url or RAGLOOM_TEST_POSTGRES_URL")
@@ -126,8 +142,8 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     queue: Any = multiprocessing.Queue()
     control, child_end = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=serve, args=(queue, child_end, args.latency),
-                                     daemon=True)
+    server = multiprocessing.Process(target=server_for(args.server),
+                                     args=(queue, child_end, args.latency), daemon=True)
     server.start()
     try:
         base_url = queue.get(timeout=60)
@@ -147,6 +163,7 @@ def main() -> None:
         "latency_per_call_s": args.latency,
         "checkpointer": args.checkpointer,
         "gc": args.gc,
+        "server": args.server,
         "llm_calls_per_ask": many["llm_calls"] / args.asks,
         "sequential_llm_waves_per_ask": measured_waves,
         "waves_of_each_single_ask": single["waves"],
