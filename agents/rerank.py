@@ -85,9 +85,10 @@ def build_reranker(
     program: Any = None,
 ) -> Reranker:
     """The reranker `settings.retrieval.reranker` names; `auto` picks, in order: a configured
-    cross-encoder, the Weaviate collection's reranker module, the LLM (openai engine), else
-    none (the offline semantic reranker did not measurably help on python-docs: ask for it
-    with `semantic`)."""
+    cross-encoder, the Weaviate collection's reranker module, else none. The LLM reranker is
+    asked for by name (`llm`): it adds one sequential LLM round trip before grading (which
+    already judges each passage on the openai engine); the offline semantic reranker did not
+    measurably help on python-docs (`semantic`)."""
     choice = settings.retrieval.reranker
     if choice == "none":
         return NoReranker()
@@ -103,7 +104,7 @@ def build_reranker(
             raise ConfigError("the weaviate reranker needs the Weaviate store",
                               setting="retrieval.reranker", fix="set store.kind = 'weaviate'")
         return WeaviateReranker(store, tenant=settings.store.tenant)
-    if choice == "llm" or (choice == "auto" and settings.resolved_engine == "openai"):
+    if choice == "llm":
         if lm is None:
             raise ConfigError("the llm reranker needs the gateway's LM",
                               setting="retrieval.reranker", fix="pass lm=gateway.dspy_lm()")

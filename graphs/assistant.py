@@ -303,15 +303,20 @@ def retrieve(
 
 
 class _MultiSearch:
-    """Run several searches (in parallel under async) and merge them."""
+    """Run several searches (in parallel under async), merge them by best score, and, with a
+    reranker, reorder the first `rerank_depth` for the first query."""
 
     def __init__(self, deps: AssistantDeps, tenant: str | None, queries: list[str]) -> None:
         self.deps, self.tenant, self.queries = deps, tenant, queries
+        self.reranker = deps.reranker
+        settings = deps.retrieval
+        self.depth = max(settings.k, settings.rerank_depth) if self.reranker else settings.k
+        self.limit = settings.k + 2 * (len(queries) - 1)
 
     def _one(self, query: str) -> list[Chunk]:
         settings = self.deps.retrieval
         return self.deps.store.search(
-            query, k=settings.k, mode=settings.mode, alpha=settings.alpha, tenant=self.tenant
+            query, k=self.depth, mode=settings.mode, alpha=settings.alpha, tenant=self.tenant
         )
 
     def _merge(self, results: Sequence[list[Chunk]]) -> list[Chunk]:
@@ -322,14 +327,23 @@ class _MultiSearch:
                 if kept is None or (chunk.score or 0) > (kept.score or 0):
                     best[chunk.id] = chunk
         ranked = sorted(best.values(), key=lambda c: (-(c.score or 0.0), c.id))
-        return ranked[: self.deps.retrieval.k + 2 * (len(self.queries) - 1)]
+        return ranked[: max(self.limit, self.depth)]
 
     def run(self) -> list[Chunk]:
-        return self._merge([self._one(q) for q in self.queries])
+        merged = self._merge([self._one(q) for q in self.queries])
+        if self.reranker is not None:
+            merged = self.reranker.rerank(self.queries[0], merged[: self.depth])
+        return merged[: self.limit]
 
     async def arun(self) -> list[Chunk]:
         results = await asyncio.gather(*(asyncio.to_thread(self._one, q) for q in self.queries))
-        return self._merge(results)
+        merged = self._merge(results)
+        if self.reranker is not None:
+            twin = getattr(self.reranker, "arerank", None)
+            head = merged[: self.depth]
+            merged = await (twin(self.queries[0], head) if twin is not None else
+                            asyncio.to_thread(self.reranker.rerank, self.queries[0], head))
+        return merged[: self.limit]
 
 
 def grade_documents(

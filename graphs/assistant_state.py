@@ -22,6 +22,7 @@ from typing_extensions import TypedDict
 
 from ragloom.agents.factory import AssistantRoles
 from ragloom.core.settings import BudgetSettings, RetrievalSettings
+from ragloom.tools.rerank import Reranker
 from ragloom.tools.stores.base import ChunkStore
 
 ReviewPoint = Literal["query", "passages", "answer", "clarify"]
@@ -127,3 +128,4 @@ class AssistantDeps:
     history_turns: int = 6  # earlier turns the roles see
     clock: Callable[[], float] = time.monotonic
     price: Callable[[int, int], float | None] | None = None
+    reranker: Reranker | None = None  # reorders the fused chunks (None: the fused order)

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
         AssistantState,
     )
     from ragloom.graphs.summarizer_state import SummarizerInput, SummarizerOutput, SummarizerState
+    from ragloom.prompts.registry import PromptRegistry
+    from ragloom.tools.rerank import Reranker
     from ragloom.tools.stores.base import ChunkStore
 
 
@@ -136,12 +138,34 @@ class Wiring:
     # -- roles ----------------------------------------------------------------------------------
 
     @cached_property
-    def _dspy_roles(self) -> dict[str, Any]:
-        from ragloom.agents.dspy_modules import build_dspy_roles
+    def _registry(self) -> PromptRegistry:
         from ragloom.prompts.registry import PromptRegistry
 
-        registry = PromptRegistry.from_settings(self.settings.prompts)
-        return build_dspy_roles(self.dspy_lm, registry=registry)
+        return PromptRegistry.from_settings(self.settings.prompts)
+
+    @cached_property
+    def _dspy_roles(self) -> dict[str, Any]:
+        from ragloom.agents.dspy_modules import build_dspy_roles
+
+        return build_dspy_roles(self.dspy_lm, registry=self._registry)
+
+    @cached_property
+    def reranker(self) -> Reranker | None:
+        """The reranker `settings.retrieval.reranker` picks, run after fusion (None: keep the
+        fused order)."""
+        from ragloom.agents.rerank import build_reranker
+        from ragloom.tools.rerank import NoReranker
+
+        choice = self.settings.retrieval.reranker
+        llm = choice == "llm"
+        chosen = build_reranker(
+            self.settings,
+            embedder=self.embedder if choice == "semantic" else None,
+            store=self.store,
+            lm=self.dspy_lm if llm else None,
+            program=self._registry.load("reranker") if llm else None,
+        )
+        return None if isinstance(chosen, NoReranker) else chosen
 
     @cached_property
     def assistant_roles(self) -> AssistantRoles:
@@ -180,6 +204,7 @@ class Wiring:
             history_turns=self.settings.assistant.history_turns,
             price=_pricer(self.assistant_roles.model),
             speculative=self.engine == "openai",
+            reranker=self.reranker,
         )
         if self._clock is not None:
             deps.clock = self._clock

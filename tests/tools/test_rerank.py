@@ -117,7 +117,9 @@ def test_build_reranker_follows_the_settings() -> None:
     assert isinstance(build_reranker(none, lm=object()), NoReranker)
     ce = load_settings(retrieval={"cross_encoder_model": "/models/ce"})
     assert isinstance(build_reranker(ce), CrossEncoderReranker)
-    online = load_settings(engine="openai")
-    assert isinstance(build_reranker(online, lm=object()), LLMReranker)
+    online = load_settings(engine="openai")  # the grader already judges each passage
+    assert isinstance(build_reranker(online, lm=object()), NoReranker)
+    asked = load_settings(engine="openai", retrieval={"reranker": "llm"})
+    assert isinstance(build_reranker(asked, lm=object()), LLMReranker)
     with pytest.raises(ConfigError):
         build_reranker(load_settings(retrieval={"reranker": "cross-encoder"}))
