@@ -23,7 +23,9 @@ UNAVAILABLE; `reject_objects(predicate, times)` makes BatchObjects report per-ob
 cuts the call off (the client sees UNAVAILABLE, as for a connection reset, though the server kept
 part of the batch); `slow_next(method, seconds, times)` answers the next calls late (a batch is
 stored first: past the client's timeout, the write happened but the client saw
-DEADLINE_EXCEEDED). `calls` counts every call received, faulted or not.
+DEADLINE_EXCEEDED). `batch_faults(draw)` decides per BatchObjects call instead (seeded
+schedules: `draw(n_objects)` returns None, `("unavailable", 0)`, `("drop", objects_kept)` or
+`("slow", seconds)`). `calls` counts every call received, faulted or not.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ DEFAULT_LIMIT = 10
 MAX_RESULTS = 10_000  # QUERY_MAXIMUM_RESULTS
 PYPI_PATH = "/pypi/weaviate-client/json"  # point weaviate.connect.v4.PYPI_PACKAGE_URL here
 HYBRID_LEG_RESULTS = 100  # QUERY_HYBRID_MAXIMUM_RESULTS: candidates per hybrid leg
+
+
+BatchFaultDraw = Callable[[int], "tuple[str, float] | None"]
 
 
 @dataclass
@@ -251,6 +256,7 @@ class WeaviateTestServer:
         self._rejections: list[tuple[Callable[[dict[str, Any]], bool], int]] = []
         self._drops: list[int] = []  # per coming batch: how many objects to keep before the cut
         self._delays: dict[str, list[float]] = {}
+        self._batch_draw: BatchFaultDraw | None = None
         self._faults_lock = threading.Lock()
         self._http: ThreadingHTTPServer | None = None
         self._grpc: grpc.Server | None = None
@@ -307,6 +313,7 @@ class WeaviateTestServer:
         self._rejections.clear()
         self._drops.clear()
         self._delays.clear()
+        self._batch_draw = None
         self.calls.clear()
 
     def fail_next(
@@ -329,6 +336,17 @@ class WeaviateTestServer:
         """Answer the next `times` calls of gRPC `method` `seconds` late (work done first)."""
         with self._faults_lock:
             self._delays.setdefault(method, []).extend([seconds] * times)
+
+    def batch_faults(self, draw: BatchFaultDraw | None) -> None:
+        """Let `draw(n_objects)` fault each coming BatchObjects call (None: stop)."""
+        self._batch_draw = draw
+
+    def _batch_fault(self, size: int) -> tuple[str, float] | None:
+        """The fault for one BatchObjects call: the queues first, then the draw."""
+        if self._batch_draw is None:
+            return None
+        with self._faults_lock:
+            return self._batch_draw(size)
 
     def _take(self, queue: list[Any] | None) -> Any:
         with self._faults_lock:
@@ -501,15 +519,22 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
     def BatchObjects(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.server._injected("BatchObjects", context)
         started = time.perf_counter()
-        keep = self.server._take(self.server._drops)
+        server = self.server
+        keep = server._take(server._drops)
+        delay = server._take(server._delays.get("BatchObjects"))
+        drawn = server._batch_fault(len(request.objects)) if keep is None and not delay else None
+        if drawn is not None:
+            kind, value = drawn
+            if kind == "unavailable":
+                context.abort(grpc.StatusCode.UNAVAILABLE, "injected failure in BatchObjects")
+            keep, delay = (int(value), None) if kind == "drop" else (None, float(value))
         objects = list(request.objects) if keep is None else list(request.objects)[:keep]
         errors = self._guard(context, lambda: self._batch(objects))
-        self.server._spend_rejections()
+        server._spend_rejections()
         if keep is not None:
             context.abort(grpc.StatusCode.UNAVAILABLE,
                           f"injected: connection reset after {len(objects)} of "
                           f"{len(request.objects)} objects were stored")
-        delay = self.server._take(self.server._delays.get("BatchObjects"))
         if delay:
             time.sleep(delay)
         return batch_pb2.BatchObjectsReply(

@@ -27,7 +27,7 @@ import structlog
 
 from ragloom.core.documents import Chunk
 from ragloom.core.embedders import Embedder, normalize
-from ragloom.core.errors import ConfigError, StoreError
+from ragloom.core.errors import ConfigError, StoreError, StoreUnavailableError
 from ragloom.tools.stores.base import (
     Filters,
     SearchMode,
@@ -42,6 +42,8 @@ log = structlog.get_logger(__name__)
 SCHEMA_VERSION = "2"  # 2: context column + two-field FTS
 DEFAULT_TENANT = ""
 ANN_MIN_ROWS = 10_000
+_BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another process's write lock
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -122,11 +124,12 @@ class EmbeddedStore:
         if conn is None:
             try:
                 conn = sqlite3.connect(
-                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                    self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                    check_same_thread=False,
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA busy_timeout=30000")
+                conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open store {self.path}: {exc}") from exc
             self._local.conn = conn
@@ -146,6 +149,11 @@ class EmbeddedStore:
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _BUSY_CODES:
+                raise StoreUnavailableError(
+                    f"store {self.path} is busy: another process held its write lock past the "
+                    f"{_BUSY_TIMEOUT_MS // 1000} s wait ({exc}); try again when it is done"
+                ) from exc
             raise StoreError(f"store {self.path}: {exc}") from exc
 
     def _init_schema(self) -> None:

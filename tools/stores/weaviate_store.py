@@ -256,11 +256,13 @@ def _guarded(fn: Callable[[], T], operation: str) -> T:
 
 @dataclass
 class WriteStats:
-    """What the write path did: BatchObjects calls sent, of which policy retries, and objects
-    sent again because the server rejected them."""
+    """What the write path did: BatchObjects calls sent, of which policy retries (the most
+    attempts one batch took), objects sent again because the server rejected them, and the
+    chunks reported not stored."""
 
     batch_calls: int = 0
     retries: int = 0
+    max_attempts: int = 0
     objects_resent: int = 0
     failed_chunks: list[str] = field(default_factory=list)
 
@@ -569,7 +571,9 @@ class WeaviateStore:
         try:
             return self._call(attempt, "insert")
         finally:
-            stats.retries += max(0, stats.batch_calls - before - 1)
+            attempts = stats.batch_calls - before
+            stats.retries += max(0, attempts - 1)
+            stats.max_attempts = max(stats.max_attempts, attempts)
 
     def _record_sources(self, hashes: dict[str, str], tenant: str, *, overwrite: bool) -> None:
         """Write source records; without `overwrite`, an empty hash never replaces a stored one."""
@@ -584,7 +588,10 @@ class WeaviateStore:
             DataObject(uuid=source_uuid(s), properties={"source": s, "content_hash": h})
             for s, h in hashes.items()
         ]
-        failed = self._insert(self._sources(tenant), objects, list(hashes))
+        try:
+            failed = self._insert(self._sources(tenant), objects, list(hashes))
+        except StoreError as exc:  # retries ran out: the records, not the chunks, are missing
+            failed = dict.fromkeys(hashes, str(exc))
         if failed:
             raise StoreWriteError(
                 f"the source records of {', '.join(sorted(failed))} were not stored "
