@@ -15,8 +15,11 @@ The graphs are called through both `invoke` and `ainvoke`, so each saver here se
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import itertools
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,17 +71,39 @@ class _AsyncFromSync:
     ) -> RunnableConfig:
         return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)  # type: ignore[attr-defined]
 
-    async def aput_writes(
+    def aput_writes(  # type: ignore[override]
         self,
         config: RunnableConfig,
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str = "",
-    ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)  # type: ignore[attr-defined]
+    ) -> asyncio.Future[None]:
+        """Start saving a finished task's writes now, on this saver's own writer thread.
+
+        Not a coroutine on purpose: LangGraph gates what it submits (these writes included)
+        with the run's `max_concurrency`, so while slow tasks hold every slot a finished task's
+        writes would wait, and a crash then would lose them (a 24-chunk summary killed with 8
+        map calls in flight kept none of its 12 finished chunks). The write starts on the call.
+        """
+        work = functools.partial(self.put_writes, config, writes, task_id, task_path)  # type: ignore[attr-defined]
+        return asyncio.get_running_loop().run_in_executor(_writer(), work)
 
     async def adelete_thread(self, thread_id: str) -> None:
         await asyncio.to_thread(self.delete_thread, thread_id)  # type: ignore[attr-defined]
+
+
+_WRITER: concurrent.futures.ThreadPoolExecutor | None = None
+_WRITER_LOCK = threading.Lock()
+
+
+def _writer() -> concurrent.futures.ThreadPoolExecutor:
+    """One writer thread for the SQLite savers' task writes (the saver serialises writes on its
+    lock anyway); not the loop's default pool, which other work may fill."""
+    global _WRITER
+    with _WRITER_LOCK:
+        if _WRITER is None:
+            _WRITER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ragloom-writes")
+        return _WRITER
 
 
 class ThreadSqliteSaver(_AsyncFromSync, SqliteSaver):  # type: ignore[misc]
@@ -240,12 +265,20 @@ class PooledPostgresSaver(BaseCheckpointSaver[str]):
         saver = await self._async()
         return await saver.aput(config, checkpoint, metadata, new_versions)  # type: ignore[no-any-return]
 
-    async def aput_writes(
+    def aput_writes(  # type: ignore[override]
         self,
         config: RunnableConfig,
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str = "",
+    ) -> asyncio.Future[None]:
+        """Start saving a finished task's writes now (a task of its own), not when LangGraph's
+        `max_concurrency` gate lets it: see `ThreadSqliteSaver.aput_writes`."""
+        return asyncio.ensure_future(self._aput_writes(config, writes, task_id, task_path))
+
+    async def _aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+        task_path: str,
     ) -> None:
         await (await self._async()).aput_writes(config, writes, task_id, task_path)
 

@@ -227,8 +227,14 @@ def workspace_settings(root: Path, base_url: str) -> Any:
 def prepare_chat(root: Path, base_url: str, thread: str, question: str) -> dict[str, Any]:
     """Ingest two documents and ask one turn on `thread`, in this process (the setup; the
     crash and the resume are separate processes)."""
+    import structlog
+
+    from ragloom.core.logging import configure_logging
     from ragloom.runtime import open_wiring
     from ragloom.tools.ingest import ingest_paths
+
+    if not structlog.is_configured():  # structlog's default prints to stdout
+        configure_logging("WARNING")
 
     docs = root / "docs"
     docs.mkdir(exist_ok=True)
@@ -377,6 +383,12 @@ def summary_doc(parts: int, sentences: int = 24) -> str:
 _PART = re.compile(r"Part (\d+) is about")
 
 
+def map_reduce_budget(chunks: int) -> int:
+    """A token budget that makes `summary_doc(chunks)` a map-reduce: the document (about 320
+    tokens a part) is over it, the map summaries (160 tokens predicted each) fit it."""
+    return chunks * 200 + 600
+
+
 class HoldingSummarizerLLM:
     """Responder: map requests answer at once for the parts in `answer_parts` (all when None)
     and are held for the others; reduce requests answer with a fixed overview. Counts map
@@ -387,6 +399,7 @@ class HoldingSummarizerLLM:
         self.map_requests: Counter[int] = Counter()
         self.answered: Counter[int] = Counter()
         self.reduce_requests = 0
+        self.collapse_requests = 0
         self._lock = threading.Lock()
 
     def __call__(self, request: dict[str, Any]) -> ScriptItem:
@@ -396,7 +409,11 @@ class HoldingSummarizerLLM:
                 self.reduce_requests += 1
             return chat_reply(summary="## Overview\n\nA document in parts.")
         parts = [int(p) for p in _PART.findall(input_field(request, "text"))]
-        part = parts[0] if parts else -1
+        if not parts:  # a collapse request: the budget above keeps runs out of the tree
+            with self._lock:
+                self.collapse_requests += 1
+            return chat_reply(summary="Collapsed.")
+        part = parts[0]
         with self._lock:
             self.map_requests[part] += 1
             hold = self.answer_parts is not None and part not in self.answer_parts
@@ -433,6 +450,7 @@ class SummarizerCrashReport:
     """Figures of the summarizer crash; `violations()` must be empty."""
 
     chunks: int = 0
+    strategy: str = ""
     answered_before_kill: int = 0
     checkpointed_before_kill: int = 0
     killed: bool = False
@@ -487,19 +505,26 @@ def run_summarizer_crash(
     llm = HoldingSummarizerLLM()
     first = set(range(finish_before_kill))
     llm.answer_parts = first
+    budget = str(map_reduce_budget(chunks))
     command = [sys.executable, str(REPO / "examples" / "doc_summarizer.py"), str(doc),
-               "--thread", thread, "--json", "--budget", "3000"]  # fmt: skip
+               "--thread", thread, "--json", "--budget", budget]  # fmt: skip
     with OpenAICompatibleServer(llm) as server:
         env = subprocess_env(root, server.base_url)
         done = threading.Event()
 
-        def watch() -> None:  # the crash point: the answered chunks are in, the rest held
+        def watch() -> None:
+            """The crash point: the chunks to finish are answered (or no answer came for 3 s
+            while held requests fill the slots), plus `settle_seconds` for their writes."""
             deadline = time.monotonic() + PROCESS_TIMEOUT
+            last, changed = -1, time.monotonic()
             while time.monotonic() < deadline:
                 with llm._lock:
                     answered = set(llm.answered)
                     waiting = sum(llm.map_requests.values()) - sum(llm.answered.values())
-                if first <= answered and waiting > 0:
+                if len(answered) != last:
+                    last, changed = len(answered), time.monotonic()
+                stalled = answered and time.monotonic() - changed > 3.0
+                if waiting > 0 and (first <= answered or stalled):
                     time.sleep(settle_seconds)
                     done.set()
                     return
@@ -514,7 +539,7 @@ def run_summarizer_crash(
         if not killed.killed:
             report.problems.append(f"not killed (rc {killed.returncode}): "
                                    f"{killed.stderr[-500:]}")  # fmt: skip
-        report.answered_before_kill = len(set(llm.answered) & first)
+        report.answered_before_kill = len(llm.answered)
         report.map_requests_before = sum(llm.map_requests.values())
         saved = saved_parts(root, thread)
         report.checkpointed_before_kill = len(saved)
@@ -533,8 +558,10 @@ def run_summarizer_crash(
         if resumed.returncode == 0:
             result = json.loads(resumed.stdout)
             report.resumed_chunks = int(result.get("chunks") or 0)
+            report.strategy = str(result.get("strategy"))
             report.llm_calls_reported = int(result.get("llm_calls") or 0)
-            report.resumed_ok = report.resumed_chunks == chunks and bool(result.get("summary"))
+            report.resumed_ok = (report.resumed_chunks == chunks and bool(result.get("summary"))
+                                 and report.strategy == "map-reduce")
         else:
             report.problems.append(f"resume failed (rc {resumed.returncode}): "
                                    f"{resumed.stderr[-800:]}")  # fmt: skip

@@ -20,11 +20,13 @@ def test_a_chat_turn_killed_mid_answer_resumes_on_the_same_thread(tmp_path: Path
 
 
 def test_a_summary_killed_mid_map_redoes_only_unfinished_chunks(tmp_path: Path) -> None:
-    report = run_summarizer_crash(tmp_path, chunks=10, finish_before_kill=4)
+    # 14 chunks, 4 answered: the 8 held map calls fill every max_concurrency slot, where
+    # LangGraph's gate would queue the finished chunks' writes behind them (none was saved)
+    report = run_summarizer_crash(tmp_path, chunks=14, finish_before_kill=4)
     assert report.killed, report.problems
     assert report.checkpointed_before_kill == 4  # every answered chunk was saved before the kill
-    assert report.map_requests_resume == 10 - 4  # the resume asks only for the other six
+    assert report.map_requests_resume == 14 - 4  # the resume asks only for the other ten
     assert report.redone_finished == 0 and report.asked_twice_on_resume == 0
     assert report.resumed_ok and report.reduce_requests_resume == 1, report.problems
-    assert report.llm_calls_reported == 10 + 1  # the saved chunks' usage is kept too
+    assert report.llm_calls_reported == 14 + 1  # the saved chunks' usage is kept too
     assert not any(report.violations().values()), (report.violations(), report.problems)
