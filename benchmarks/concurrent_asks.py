@@ -88,18 +88,21 @@ def _graph(base_url: str, checkpointer: str, postgres_url: str | None) -> Any:
         saver = build_checkpointer(CheckpointerSettings(kind="postgres",
                                                         postgres_url=postgres_url))
         return build_assistant(settings, store=ListStore(sample_chunks()), checkpointer=saver)
-    return build_assistant(settings, store=ListStore(sample_chunks()), persist=False)
+    from langgraph.checkpoint.memory import InMemorySaver  # threads kept, as a server keeps them
+
+    return build_assistant(settings, store=ListStore(sample_chunks()), checkpointer=InMemorySaver())
 
 
 def _config() -> dict[str, Any]:
     return {"configurable": {"thread_id": f"bench-{uuid.uuid4().hex[:12]}"}}
 
 
-async def run(graph: Any, asks: int) -> dict[str, Any]:
+async def run(graph: Any, asks: int, durability: str | None = None) -> dict[str, Any]:
     await graph.ainvoke({"question": "warm up: octal?"}, _config())
     started, cpu = time.perf_counter(), time.process_time()
     results = await asyncio.gather(
-        *(graph.ainvoke({"question": f"How do I write octal number {i}?"}, _config())
+        *(graph.ainvoke({"question": f"How do I write octal number {i}?"}, _config(),
+                        durability=durability)
           for i in range(asks))
     )
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -132,6 +135,8 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get("RAGLOOM_TEST_POSTGRES_URL"))
     parser.add_argument("--gc", choices=["default", "tuned"], default="default")
     parser.add_argument("--server", choices=["async", "threaded"], default="async")
+    parser.add_argument("--durability", choices=["async", "exit"], default=None,
+                        help="LangGraph's checkpoint durability for the concurrent asks")
     args = parser.parse_args()
     if args.checkpointer == "postgres" and not args.postgres_url:
         parser.error("--checkpointer postgres needs --postgres-url or RAGLOOM_TEST_POSTGRES_URL")
@@ -153,7 +158,7 @@ def main() -> None:
             gc.freeze()
             gc.set_threshold(50_000, 50, 100)
         single = asyncio.run(single_asks(graph, control, args.latency, args.singles))
-        many = asyncio.run(run(graph, args.asks))
+        many = asyncio.run(run(graph, args.asks, args.durability))
     finally:
         server.kill()
     measured_waves = max(single["waves"])
@@ -164,6 +169,7 @@ def main() -> None:
         "checkpointer": args.checkpointer,
         "gc": args.gc,
         "server": args.server,
+        "durability": args.durability or "async",
         "llm_calls_per_ask": many["llm_calls"] / args.asks,
         "sequential_llm_waves_per_ask": measured_waves,
         "waves_of_each_single_ask": single["waves"],
