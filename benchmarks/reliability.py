@@ -12,6 +12,13 @@ Parts (the fast versions run in the test suite, tests/reliability/):
               its deadline, none hung, attempts within the retry policy, counted.
   injection   documents that give orders or forge passage headers, a model that obeys them,
               a planted API key: no tool runs, citations stay true, the key never surfaces.
+  store_faults  Weaviate: python-docs pages ingested through the real client while `rate` (and
+              then 70%) of BatchObjects calls are faulted (UNAVAILABLE, cut after part of the
+              batch was stored, slower than the insert timeout): every chunk stored or named in
+              a StoreWriteError, retries only by the policy, a clean re-run exact with no
+              duplicates. Embedded: `ragloom ingest` killed (SIGKILL) at several points, then
+              re-run: integrity_check ok after each kill, exact count, no duplicates; two
+              concurrent ingests of overlapping folders: both end (or a typed busy error), exact.
 """
 
 from __future__ import annotations
@@ -58,9 +65,48 @@ def injection(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], str
     return data, format_table(rows, "Injection and secrets: obedient model, planted key")
 
 
+def store_faults(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], str]:
+    from tests.reliability.llm_faults import format_table
+    from tests.reliability.store_faults import (
+        KillConfig,
+        WeaviateFaultConfig,
+        corpus_subset,
+        embedded_rows,
+        reference_run,
+        run_concurrent_ingests,
+        run_kill_resume,
+        run_weaviate_faults,
+        weaviate_rows,
+    )
+
+    corpus = corpus_subset(root / "weaviate" / "corpus", args.store_files)
+    data: dict[str, Any] = {}
+    tables = []
+    for name, rate in (("weaviate", args.rate), ("weaviate_storm", 0.7)):
+        config = WeaviateFaultConfig(files=args.store_files, rate=rate, seed=args.seed)
+        data[name] = run_weaviate_faults(corpus, root / "weaviate", config)
+        tables.append(format_table(weaviate_rows(data[name]),
+                                   f"Store faults, Weaviate: {rate:.0%} of batch calls faulted"))
+    cwd = root / "embedded"
+    corpus_subset(cwd / "corpus", args.kill_files, parts=3)
+    reference = reference_run(cwd, "corpus")
+    kill_at = (0.1, 0.3, 0.5, 0.7, 0.9)
+    data["embedded_kill"] = run_kill_resume(
+        cwd, reference, KillConfig(files=args.kill_files, kill_at=kill_at, seed=args.seed))
+    data["embedded_concurrent"] = run_concurrent_ingests(
+        cwd, reference, [["corpus/part1", "corpus/part2"], ["corpus/part2", "corpus/part3"]])
+    tables.append(format_table(
+        embedded_rows(data["embedded_kill"], data["embedded_concurrent"]),
+        f"Store faults, embedded: kill -9 at {len(kill_at)} points, two concurrent ingests"))
+    data["violations"] = {f"{name}.{key}": value for name in data
+                          for key, value in data[name]["violations"].items()}
+    return data, "\n\n".join(tables)
+
+
 PARTS: dict[str, Callable[[argparse.Namespace, Path], tuple[dict[str, Any], str]]] = {
     "llm_faults": llm_faults,
     "injection": injection,
+    "store_faults": store_faults,
 }
 
 
@@ -77,6 +123,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--store-files", type=int, default=40,
+                        help="store_faults: python-docs pages ingested into Weaviate")
+    parser.add_argument("--kill-files", type=int, default=120,
+                        help="store_faults: python-docs pages of each killed embedded ingest")
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--json-only", action="store_true", help="print the JSON only")
     args = parser.parse_args()

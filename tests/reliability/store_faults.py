@@ -145,8 +145,14 @@ def _chunk_ids(server: Any, collection: str) -> list[str]:
 
 def run_weaviate_faults(corpus: Path, root: Path, config: WeaviateFaultConfig) -> dict[str, Any]:
     """The Weaviate part: reference run, faulted run, clean re-run; counts and violations."""
+    import structlog
+
+    from ragloom.core.logging import configure_logging
     from ragloom.core.testing.weaviate_server import WeaviateTestServer
     from ragloom.tools.ingest.pipeline import ingest_paths
+
+    if not structlog.is_configured():  # structlog's default prints every retry to stdout
+        configure_logging("ERROR")
 
     options = {"root": root, "progress": False, "chunk_tokens": config.chunk_tokens,
                "overlap": config.overlap}
