@@ -78,6 +78,10 @@ class CheckpointerSettings(BaseModel):
     kind: Literal["sqlite", "postgres", "memory"] = "sqlite"
     path: Path = Path(".ragloom/threads.db")
     postgres_url: SecretStr | None = None
+    durability: Literal["async", "sync", "exit"] = Field(
+        "async", description="LangGraph's checkpoint durability for `ragloom serve` turns: "
+        "`exit` writes a turn's state once, when it ends (a turn cut off restarts whole)",
+    )
 
 
 class BudgetSettings(BaseModel):

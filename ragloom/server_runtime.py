@@ -226,7 +226,8 @@ class ServerRuntime:
         if not leased:
             self._busy.discard(key)
             raise busy
-        run = TurnRun(graph, question, thread_id, key)
+        run = TurnRun(graph, question, thread_id, key,
+                      durability=self.settings.checkpointer.durability)
         task = asyncio.create_task(run.execute(), name=f"turn-{key}")
         self._runs.add(task)
         task.add_done_callback(lambda finished: self._finish(finished, key))
@@ -278,8 +279,10 @@ class TurnRun:
     `("error", exception)`; the queue ends after `final` or `error`.
     """
 
-    def __init__(self, graph: Any, question: str, thread_id: str, key: str) -> None:
+    def __init__(self, graph: Any, question: str, thread_id: str, key: str,
+                 *, durability: str = "async") -> None:
         self.graph = graph
+        self.durability = durability
         self.question = question
         self.thread_id = thread_id
         self.config: dict[str, Any] = {"configurable": {"thread_id": key}}
@@ -295,7 +298,7 @@ class TurnRun:
         try:
             async for mode, chunk in self.graph.astream(
                 graph_input(self.question), self.config,
-                stream_mode=["updates", "messages", "values"],
+                stream_mode=["updates", "messages", "values"], durability=self.durability,
             ):  # fmt: skip
                 if mode == "updates":
                     for node in chunk or {}:

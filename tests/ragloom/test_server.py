@@ -230,3 +230,21 @@ def test_several_workers_need_a_shared_checkpointer(tmp_path: Path) -> None:
     settings = server_settings(tmp_path, checkpointer={"kind": "memory"})
     with pytest.raises(ConfigError, match=r"checkpointer\.kind"):
         serve(settings, host="127.0.0.1", port=9, workers=2)
+
+
+@pytest.mark.parametrize("durability", ["async", "exit"])
+def test_checkpoint_durability_is_the_setting(tmp_path: Path, durability: str) -> None:
+    import sqlite3
+
+    settings = server_settings(tmp_path, checkpointer={"durability": durability})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        assert upload(c, KEY_A, "numbers.md", ACME_DOC).json()["ingested"] == 1
+        reply = c.post("/v1/ask", headers=auth(KEY_A),
+                       json={"question": "How do I write octal literals?", "thread_id": "d1"})
+        assert reply.status_code == 200 and "0o" in reply.json()["answer"]
+        history = c.get("/v1/threads/d1", headers=auth(KEY_A)).json()["messages"]
+        assert [m["role"] for m in history] == ["user", "assistant"]
+    with sqlite3.connect(settings.checkpointer.path) as db:
+        saved = db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+    # one checkpoint per step, or the turn's state once at its end
+    assert saved > 3 if durability == "async" else saved == 1
