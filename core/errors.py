@@ -19,6 +19,7 @@
     │   ├── DecodeError               decode_error
     │   ├── FileTooLargeError         file_too_large
     │   └── ParseError                parse_error
+    ├── InvalidQueryError             invalid_query   no   (empty once control characters go)
     ├── BudgetExceededError           budget_exceeded no   (which limit: steps|tokens|seconds|cost)
     └── ArtefactError                 artefact        no   (compiled prompt artefact unusable)
 """
@@ -163,6 +164,13 @@ class FileTooLargeError(IngestError):
 
 class ParseError(IngestError):
     code = "parse_error"
+
+
+class InvalidQueryError(RagloomError):
+    """A question or search query that cannot be asked (empty, or nothing but control
+    characters); the message says what is wrong, never echoes the text."""
+
+    code = "invalid_query"
 
 
 class BudgetExceededError(RagloomError):

@@ -25,9 +25,10 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = [
-    "STOPWORDS", "Sentence", "blocks", "bm25_scores", "clean_markup", "coverage", "idf_table",
-    "is_code_token", "is_meta_instruction", "normalize_space", "query_terms", "raw_tokens",
-    "split_sentences", "stem", "term_set", "terms", "tfidf_matrix", "to_markdown", "tokenize",
+    "STOPWORDS", "Sentence", "blocks", "bm25_scores", "clean_markup", "clean_query", "coverage",
+    "idf_table", "is_code_token", "is_meta_instruction", "normalize_space", "query_terms",
+    "raw_tokens", "split_sentences", "stem", "term_set", "terms", "tfidf_matrix", "to_markdown",
+    "tokenize",
 ]
 
 STOPWORDS = frozenset(
@@ -152,6 +153,24 @@ def to_markdown(text: str) -> str:
     text = _ROLE.sub(lambda m: f"`{m.group(1).lstrip('~!')}`", text)
     text = _LITERAL.sub(r"`\1`", text)
     return _SPACE.sub(" ", text).strip()
+
+
+_TERMINAL_ESCAPE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[0-~])"
+    r"|\x9b[0-?]*[ -/]*[@-~]"
+)  # CSI and OSC sequences (7- and 8-bit), two-byte escapes
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 (tab, newline kept), DEL, C1
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")  # bytes that were not UTF-8 (surrogateescape)
+
+
+def clean_query(text: str) -> str:
+    """User-typed text (a question, a query, a filter, a tenant or thread id) as it may be
+    searched, sent to a model, stored and printed: terminal escape sequences removed, other
+    control characters (NUL included) as spaces, bytes that were not UTF-8 as U+FFFD; stripped.
+    Text that was only control characters comes back empty."""
+    text = _TERMINAL_ESCAPE.sub("", text)
+    text = _CONTROL.sub(" ", text)
+    return _LONE_SURROGATE.sub("\ufffd", text).strip()
 
 
 def normalize_space(text: str) -> str:

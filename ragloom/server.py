@@ -38,6 +38,7 @@ from starlette.requests import ClientDisconnect
 
 from ragloom.core.errors import ConfigError, RagloomError
 from ragloom.core.settings import Settings
+from ragloom.core.text import clean_query
 from ragloom.server_auth import OPEN_NAMESPACE, KeyRing, Principal, check_bind, check_thread_id
 from ragloom.server_errors import (
     InvalidRequestError,
@@ -258,7 +259,7 @@ def create_app(
         return check_thread_id(thread_id, limits.max_thread_id_chars)
 
     def checked_question(question: str) -> str:
-        question = question.strip()
+        question = clean_query(question)  # no control characters, NUL or escape sequences
         if not question:
             raise InvalidRequestError("the question is empty")
         if len(question) > limits.max_question_chars:

@@ -80,6 +80,7 @@ _STATUS: list[tuple[type[core.RagloomError], int, str | None]] = [
     (core.StoreUnavailableError, 503, "the document store is unavailable; retry later"),
     (core.StoreError, 500, "the document store failed"),
     (core.IngestError, 422, None),
+    (core.InvalidQueryError, 422, None),
     (core.BudgetExceededError, 500, None),
 ]
 

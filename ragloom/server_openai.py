@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ragloom.core.text import clean_query
 from ragloom.server_auth import Principal
 from ragloom.server_errors import InvalidRequestError, error_body
 from ragloom.server_runtime import TurnResult, TurnRun
@@ -70,7 +71,7 @@ def question_of(request: ChatCompletionRequest, max_chars: int) -> str:
     last = request.messages[-1]
     if last.role != "user":
         raise InvalidRequestError("the last message must be the user's question")
-    question = text_of(last).strip()
+    question = clean_query(text_of(last))  # no control characters, NUL or escape sequences
     if not question:
         raise InvalidRequestError("the question is empty")
     if len(question) > max_chars:

@@ -20,6 +20,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from ragloom.core.documents import Chunk
 from ragloom.core.errors import ConfigError
+from ragloom.core.text import clean_query
 from ragloom.tools.stores.base import SEARCH_MODES, ChunkStore, Filters, SearchMode
 
 log = structlog.get_logger(__name__)
@@ -57,12 +58,14 @@ class Retriever:
     ) -> list[Chunk]:
         """Best chunks for `query`; arguments left out use the retriever's defaults.
 
-        `filters` is a `Filters` or the filter language (`path:library/ tag:x`).
+        `filters` is a `Filters` or the filter language (`path:library/ tag:x`). Both texts
+        are cleaned first (`clean_query`: no control characters, no bytes that are not UTF-8).
         """
         if isinstance(filters, str):
-            filters = Filters.parse(filters) if filters.strip() else None
+            filters = clean_query(filters)
+            filters = Filters.parse(filters) if filters else None
         return self.store.search(
-            query,
+            clean_query(query),
             k=k or self.k,
             mode=mode or self.mode,
             alpha=self.alpha if alpha is None else alpha,

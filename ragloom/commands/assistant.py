@@ -12,13 +12,32 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.runnables import RunnableConfig
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
+
+from ragloom.core.errors import InvalidQueryError
 
 console = Console()
 err = Console(stderr=True)
 
 
 def _config(thread: str | None) -> RunnableConfig:
+    from ragloom.core.text import clean_query
+
+    thread = clean_query(thread) if thread else thread  # printable, storable UTF-8
     return {"configurable": {"thread_id": thread or f"cli-{uuid.uuid4().hex[:8]}"}}
+
+
+def _question(text: str) -> str:
+    """The question without control characters or bytes that are not UTF-8; an empty one is
+    a one-line `invalid_query` error (exit status 1)."""
+    from ragloom.core.text import clean_query
+
+    question = clean_query(text)
+    if not question:
+        error = InvalidQueryError("the question is empty; ask about your documents")
+        err.print(Text.assemble(("error:", "red"), " ", str(error)), soft_wrap=True)
+        raise typer.Exit(1)
+    return question
 
 
 def _print_answer(result: dict[str, Any], *, streamed: str = "") -> None:
@@ -72,6 +91,7 @@ def ask(
     """Answer a question from the ingested documents, citing sources."""
     from ragloom.runtime import open_assistant
 
+    question = _question(question)
     with open_assistant() as graph:
         config = _config(thread)
         if stream and not as_json:
@@ -90,6 +110,7 @@ def chat(
     thread: str = typer.Option(None, "--thread", help="Thread id to continue."),
 ) -> None:
     """Chat on one thread (a REPL). Empty line or Ctrl-D quits."""
+    from ragloom.core.text import clean_query
     from ragloom.runtime import open_assistant
 
     config = _config(thread)
@@ -98,7 +119,7 @@ def chat(
     with open_assistant() as graph:
         while True:
             try:
-                question = console.input("[bold cyan]you> [/bold cyan]").strip()
+                question = clean_query(console.input("[bold cyan]you> [/bold cyan]"))
             except (EOFError, KeyboardInterrupt):
                 break
             if not question:

@@ -35,7 +35,7 @@ def _fail(exc: Exception) -> typer.Exit:
     from rich.console import Console
     from rich.text import Text
 
-    Console(stderr=True).print(Text.assemble(("error:", "red"), " ", str(exc)))
+    Console(stderr=True).print(Text.assemble(("error:", "red"), " ", str(exc)), soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -129,10 +129,14 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Search the store and print the best chunks."""
-    from ragloom.core.errors import RagloomError
+    from ragloom.core.errors import InvalidQueryError, RagloomError
+    from ragloom.core.text import clean_query
     from ragloom.runtime import open_store
     from ragloom.tools.retrieval import Retriever, chunk_result
 
+    query, tenant = clean_query(query), clean_query(tenant) if tenant else tenant
+    if not query:
+        raise _fail(InvalidQueryError("the query is empty; say what to look for"))
     settings = _settings(store)
     try:
         with open_store(settings) as chunk_store:

@@ -75,6 +75,9 @@ def list_threads(as_json: bool = typer.Option(False, "--json", help="Print JSON.
 @threads_app.command("show")
 def show_thread(thread_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """The messages of one thread."""
+    from ragloom.core.text import clean_query
+
+    thread_id = clean_query(thread_id)  # as `ask --thread` names it
     item = _saver().get_tuple({"configurable": {"thread_id": thread_id}})
     if item is None:
         raise ConfigError(f"no thread {thread_id!r}", setting="thread_id",
@@ -91,6 +94,9 @@ def show_thread(thread_id: str, as_json: bool = typer.Option(False, "--json")) -
 @threads_app.command("delete")
 def delete_thread(thread_id: str) -> None:
     """Delete one thread and all its checkpoints."""
+    from ragloom.core.text import clean_query
+
+    thread_id = clean_query(thread_id)
     _saver().delete_thread(thread_id)
     console.print(Text(f"deleted thread {thread_id}"))
 
