@@ -102,7 +102,16 @@ def test_a_batch_cut_off_after_part_was_stored_is_written_again_without_duplicat
     assert store.upsert(_chunks(6)) == 6
     assert store.write_stats.retries == 1
     assert sorted(_stored_ids(server)) == sorted(c.id for c in _chunks(6))  # 6 objects, not 10
-    assert store.count() == 6
+    # cut off every time: all 6 reported though the server kept 4; the re-run writes them in place
+    chunks = _chunks(6, source="other.md")
+    server.drop_mid_batch(after=4, times=4)
+    with pytest.raises(StoreWriteError) as err:
+        store.upsert(chunks)
+    assert set(err.value.failed) == {c.id for c in chunks}
+    assert len(_stored_ids(server)) == 10
+    assert store.upsert(chunks) == 6
+    assert sorted(_stored_ids(server)) == sorted(c.id for c in [*_chunks(6), *chunks])
+    assert store.count() == 12
 
 
 def test_a_reply_slower_than_the_timeout_is_retried_without_duplicates(
@@ -113,6 +122,16 @@ def test_a_reply_slower_than_the_timeout_is_retried_without_duplicates(
     assert store.upsert(_chunks(2)) == 2
     assert store.write_stats.retries == 1
     assert sorted(_stored_ids(server)) == [c.id for c in _chunks(2)]
+
+
+def test_a_batch_deadline_from_the_client_is_retryable() -> None:
+    """insert_many (the fallback path) reports a timed-out batch as text only."""
+    from weaviate.exceptions import WeaviateBatchError
+
+    from ragloom.tools.stores.weaviate_store import map_weaviate_error
+
+    late = WeaviateBatchError("Deadline Exceeded")
+    assert isinstance(map_weaviate_error(late, "insert"), StoreUnavailableError)
 
 
 def test_batches_that_run_out_of_retries_name_exactly_the_chunks_not_stored(

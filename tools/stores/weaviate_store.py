@@ -202,6 +202,7 @@ def map_weaviate_error(exc: BaseException, operation: str) -> RagloomError:
         code in _TRANSIENT_CODES
         or name in transient_names
         or any(c in str(exc) for c in _TRANSIENT_CODES)
+        or "deadline exceeded" in str(exc).lower()  # WeaviateBatchError("...Deadline Exceeded.")
         or isinstance(exc, ConnectionError | TimeoutError)
         or _is_httpx_transport_error(exc)
     ):
