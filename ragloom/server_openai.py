@@ -82,7 +82,8 @@ def question_of(request: ChatCompletionRequest, max_chars: int) -> str:
 def derived_thread_id(principal: Principal, request: ChatCompletionRequest) -> str:
     """A thread id from the conversation: the tenant and its first user message."""
     first = next((text_of(m) for m in request.messages if m.role == "user"), "")
-    digest = hashlib.sha256(f"{principal.namespace}\x00{first}".encode()).hexdigest()
+    seed = f"{principal.namespace}\x00{first}".encode("utf-8", "surrogatepass")  # any text
+    digest = hashlib.sha256(seed).hexdigest()
     return f"conv-{digest[:24]}"
 
 
