@@ -70,7 +70,8 @@ class Outcome:
 
     surface: str
     case: str
-    status: str  # answered | typed_error | traceback | untyped_error | server_error | hung
+    status: str  # answered | declined | typed_error | traceback | untyped_error | server_error
+    # | hung
     code: str | None = None
     expected: str = ""
     detail: str = ""
@@ -78,7 +79,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        got = "answer" if self.status == "answered" else self.code
+        got = {"answered": "answer", "declined": "declined"}.get(self.status, self.code)
         return got in self.expected.split("|") and not self.escape_leaked
 
 
@@ -287,7 +288,7 @@ def check_graph(report: BadQueryReport, root: Path, base_url: str | None = None)
         cited = any(c.get("source", "").endswith("numbers.md") for c in result["citations"])
         if expected == "declined":
             got = "declined" if result.get("route") == "decline" else "answered"
-            report.add(Outcome(surface, case.name, "typed_error", got, expected,
+            report.add(Outcome(surface, case.name, got, expected=expected,
                                escape_leaked=_leaks(result["answer"])))  # fmt: skip
         else:
             report.add(Outcome(surface, case.name, "answered" if cited else "untyped_error",
