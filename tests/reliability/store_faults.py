@@ -451,10 +451,85 @@ def run_concurrent_ingests(cwd: Path, reference: _Reference, folders: Sequence[S
     return summary
 
 
-def embedded_rows(kill: Mapping[str, Any], concurrent: Mapping[str, Any]) -> list[tuple[str, Any]]:
+def big_page(dest: Path, size: int, *, source: Path = CORPUS) -> Path:
+    """One page of at least `size` bytes made of python-docs pages end to end, in `dest`."""
+    texts: list[str] = []
+    for page in sorted(source.glob("*.rst")):
+        texts.append(page.read_text(encoding="utf-8"))
+        if sum(map(len, texts)) >= size:
+            break
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / "big.rst"
+    target.write_text("\n\n".join(texts), encoding="utf-8")
+    return target
+
+
+def run_kill_in_transaction(cwd: Path, reference: _Reference, *, spilled: int = 256_000,
+                            timeout: float = 300.0) -> dict[str, Any]:
+    """Kill an ingest of one big page inside its write transaction, then finish it.
+
+    The source's chunks are written in one transaction larger than SQLite's page cache, so
+    pages spill into the WAL before the commit: the kill fires when the WAL has grown by
+    `spilled` bytes while no chunk is committed yet. After recovery the store must hold none of
+    the page (the transaction rolled back), pass integrity checks, and the re-run be exact.
+    """
+    store = cwd / "big.db"
+    wal = store.with_name(store.name + "-wal")
+    proc = subprocess.Popen(ingest_command(reference.folder), cwd=cwd, env=ingest_env(store),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base: int | None = None
+    wal_at_kill = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            size = wal.stat().st_size if wal.exists() else 0
+            if base is None and size:
+                base = size  # the schema's own commit
+            if base is not None and size - base >= spilled and _stored_count(store) == 0:
+                os.kill(proc.pid, signal.SIGKILL)
+                wal_at_kill = size
+                break
+            time.sleep(0.002)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    after = store_state(store)
+    final_run = run_ingest(cwd, store, reference.folder, timeout=timeout)
+    final = store_state(store)
+    killed = proc.returncode == -signal.SIGKILL
+    summary: dict[str, Any] = {
+        "chunks_expected": len(reference.ids),
+        "killed_in_transaction": killed and wal_at_kill > 0 and after.chunks == 0,
+        "wal_bytes_at_kill": wal_at_kill,
+        "chunks_after_kill": after.chunks,
+        "sources_after_kill": len(after.sources),
+        "integrity_after_kill": after.integrity,
+        "chunks_stored": final.chunks,
+        "duplicates": final.duplicates,
+        "integrity_check": final.integrity,
+    }
+    summary["violations"] = {
+        "not_killed_in_transaction": int(not summary["killed_in_transaction"]),
+        "partial_after_kill": int(after.chunks not in (0, len(reference.ids))
+                                  or bool(after.chunks) != bool(after.sources)),
+        "corrupt": int(after.integrity != "ok" or not after.fts_ok or final.integrity != "ok"
+                       or not final.fts_ok),
+        "final_exit": int(final_run.returncode != 0),
+        "count_mismatch": abs(final.chunks - len(reference.ids)) + len(final.ids ^ reference.ids),
+        "duplicates": final.duplicates,
+        "hash_mismatch": int(final.sources != reference.sources),
+    }
+    return summary
+
+
+def embedded_rows(kill: Mapping[str, Any], concurrent: Mapping[str, Any],
+                  in_transaction: Mapping[str, Any] | None = None) -> list[tuple[str, Any]]:
     """The rows `make reliability` prints for the embedded half of part 2."""
     landed = ", ".join(f"{k['chunks_after']}" for k in kill["kills"])
     codes = ", ".join(str(o["returncode"]) for o in concurrent["ingests"])
+    extra = 0 if in_transaction is None else sum(in_transaction["violations"].values())
     return [
         ("files / chunks expected", f"{kill['files']} / {kill['chunks_expected']}"),
         ("kill -9 (chunks stored at each)", f"{kill['killed_mid_run']} of "
@@ -463,10 +538,19 @@ def embedded_rows(kill: Mapping[str, Any], concurrent: Mapping[str, Any]) -> lis
          else f"{kill['violations']['corrupt_after_kill']} corrupt"),
         ("after re-run: stored / dups", f"{kill['chunks_stored']} / {kill['duplicates']} "
                                         f"(integrity_check {kill['integrity_check']})"),
+        *([] if in_transaction is None else [
+            ("kill -9 inside a transaction", "yes" if in_transaction["killed_in_transaction"]
+             else "no"),
+            ("  WAL at kill / chunks after", f"{in_transaction['wal_bytes_at_kill']:,} B / "
+             f"{in_transaction['chunks_after_kill']} of {in_transaction['chunks_expected']} "
+             f"(integrity_check {in_transaction['integrity_after_kill']})"),
+            ("  re-run: stored / dups", f"{in_transaction['chunks_stored']} / "
+                                        f"{in_transaction['duplicates']}"),
+        ]),
         ("concurrent ingests: exit codes", f"{codes} ({concurrent['busy_errors']} busy)"),
         ("concurrent: stored / dups", f"{concurrent['chunks_stored']} / "
          f"{concurrent['duplicates']} of {concurrent['chunks_expected']} "
          f"(integrity_check {concurrent['integrity_check']})"),
         ("violations", sum(kill["violations"].values())
-         + sum(concurrent["violations"].values())),
+         + sum(concurrent["violations"].values()) + extra),
     ]
