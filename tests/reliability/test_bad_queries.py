@@ -55,3 +55,23 @@ def test_the_checks_catch_what_they_look_for() -> None:
     violations = report.violations()
     assert violations["escape_leaked"] == 1 and violations["server_5xx"] == 1
     assert violations["unexpected"] == 3 and violations["next_query_failed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "cleaned"),
+    [
+        ("\x1b[31mred\x1b[0m text", "red text"),  # CSI (SGR)
+        ("\x1b]0;title\x07what", "what"),  # OSC, BEL-terminated
+        ("\x1b]8;;http://x\x1b\\link", "link"),  # OSC, ST-terminated
+        ("a\x00b\x7fc\x85d", "a b c d"),  # NUL, DEL, C1
+        ("\x9b2Jx", "x"),  # 8-bit CSI
+        ("\x1bcreset", "reset"),  # two-byte escape
+        ("\udcffname\udcfe", "\ufffdname\ufffd"),  # argv bytes that were not UTF-8
+        ("tab\tand\nnewline kept", "tab\tand\nnewline kept"),
+        ("\r\n \x00\x1b[2J\x07 ", ""),
+    ],
+)
+def test_clean_query(text: str, cleaned: str) -> None:
+    from ragloom.core.text import clean_query
+
+    assert clean_query(text) == cleaned
