@@ -20,6 +20,15 @@ Parts (the fast versions run in the test suite, tests/reliability/):
               re-run: integrity_check ok after each kill, exact count, no duplicates (once inside
               a 1 MB page's write transaction: nothing of it left after recovery); two
               concurrent ingests of overlapping folders: both end (or a typed busy error), exact.
+  crash_resume  `ragloom ask --thread` killed (SIGKILL) while the server holds each role's
+              request in turn (`--kill-rounds` per role), then a new process on the thread:
+              answers, half-turn dropped, history intact, no duplicates, `threads show` works;
+              `examples/doc_summarizer.py --thread` killed mid-map at several points of a
+              `--summary-chunks` document, rerun: only the chunks not checkpointed are redone.
+  bad_queries  empty, blank, control-only, 100 KB, NUL, ANSI/OSC/C1 escapes, non-UTF-8 bytes,
+              unknown tenant, bad filters on `ragloom ask`/`search` (in-process and real
+              processes with real argv bytes), the assistant graph (extractive and openai) and
+              the server: a proper answer or one typed error each, no traceback, hang or 500.
 """
 
 from __future__ import annotations
@@ -64,6 +73,42 @@ def injection(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], str
     data["violations"] = report.violations()
     rows = summary_rows({**data, "violations": len(data["violations"])})
     return data, format_table(rows, "Injection and secrets: obedient model, planted key")
+
+
+def crash_resume(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], str]:
+    from tests.reliability.crash_resume import (
+        run_chat_crash,
+        run_summarizer_crash,
+        summary_rows,
+    )
+    from tests.reliability.llm_faults import format_table
+
+    roles = ("route", "grade", "answer", "ground") * args.kill_rounds
+    (root / "chat").mkdir()
+    chat = run_chat_crash(root / "chat", kill_roles=roles)
+    runs = []
+    chunks = args.summary_chunks
+    for share in (0.25, 0.5, 0.75):
+        folder = root / f"summary-{share}"
+        folder.mkdir()
+        runs.append(run_summarizer_crash(folder, chunks=chunks,
+                                         finish_before_kill=max(1, round(chunks * share))))
+    totals: dict[str, Any] = {
+        key: sum(getattr(r, key) for r in runs)
+        for key in ("answered_before_kill", "checkpointed_before_kill", "map_requests_before",
+                    "map_requests_resume", "redone_finished", "unfinished_not_redone",
+                    "reduce_requests_resume", "tracebacks")
+    }  # fmt: skip
+    totals["chunks"] = f"{len(runs)} x {chunks}"
+    violations: dict[str, int] = dict(chat.violations())
+    for run in runs:
+        for key, value in run.violations().items():
+            violations[f"summary_{key}"] = violations.get(f"summary_{key}", 0) + value
+    data = {"chat": chat.to_dict(), "summaries": [r.to_dict() for r in runs],
+            "violations": violations}  # fmt: skip
+    title = (f"Crash and resume: {chat.rounds} asks killed mid-turn, "
+             f"{len(runs)} summaries killed mid-map")  # fmt: skip
+    return data, format_table(summary_rows(chat.to_dict(), totals), title)
 
 
 def store_faults(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], str]:
@@ -111,10 +156,21 @@ def store_faults(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], 
     return data, "\n\n".join(tables)
 
 
+def bad_queries(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], str]:
+    from tests.reliability.bad_queries import run_bad_queries, summary_rows
+    from tests.reliability.llm_faults import format_table
+
+    data = run_bad_queries(root, processes=True).to_dict()
+    title = f"Bad queries: {data['cases']} kinds, {data['checks']} checks on every surface"
+    return data, format_table(summary_rows(data), title)
+
+
 PARTS: dict[str, Callable[[argparse.Namespace, Path], tuple[dict[str, Any], str]]] = {
     "llm_faults": llm_faults,
     "injection": injection,
     "store_faults": store_faults,
+    "crash_resume": crash_resume,
+    "bad_queries": bad_queries,
 }
 
 
@@ -135,6 +191,10 @@ def main() -> int:
                         help="store_faults: python-docs pages ingested into Weaviate")
     parser.add_argument("--kill-files", type=int, default=120,
                         help="store_faults: python-docs pages of each killed embedded ingest")
+    parser.add_argument("--kill-rounds", type=int, default=2,
+                        help="crash_resume: asks killed per role")
+    parser.add_argument("--summary-chunks", type=int, default=40,
+                        help="crash_resume: chunks of each killed summary")
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--json-only", action="store_true", help="print the JSON only")
     args = parser.parse_args()
