@@ -26,9 +26,9 @@ import numpy as np
 
 __all__ = [
     "STOPWORDS", "Sentence", "blocks", "bm25_scores", "clean_markup", "clean_query", "coverage",
-    "idf_table", "is_code_token", "is_meta_instruction", "normalize_space", "query_terms",
-    "raw_tokens", "split_sentences", "stem", "term_set", "terms", "tfidf_matrix", "to_markdown",
-    "tokenize",
+    "idf_table", "is_code_token", "is_meta_instruction", "normalize_space", "printable",
+    "query_terms", "raw_tokens", "split_sentences", "stem", "term_set", "terms", "tfidf_matrix",
+    "to_markdown", "tokenize",
 ]
 
 STOPWORDS = frozenset(
@@ -163,14 +163,19 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 (tab, newline kept
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")  # bytes that were not UTF-8 (surrogateescape)
 
 
-def clean_query(text: str) -> str:
-    """User-typed text (a question, a query, a filter, a tenant or thread id) as it may be
-    searched, sent to a model, stored and printed: terminal escape sequences removed, other
-    control characters (NUL included) as spaces, bytes that were not UTF-8 as U+FFFD; stripped.
-    Text that was only control characters comes back empty."""
+def printable(text: str) -> str:
+    """Text safe to write to a terminal: terminal escape sequences removed, other control
+    characters (NUL included) as spaces, bytes that were not UTF-8 as U+FFFD."""
     text = _TERMINAL_ESCAPE.sub("", text)
     text = _CONTROL.sub(" ", text)
-    return _LONE_SURROGATE.sub("\ufffd", text).strip()
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def clean_query(text: str) -> str:
+    """User-typed text (a question, a query, a filter, a tenant or thread id) as it may be
+    searched, sent to a model, stored and printed: `printable`, stripped. Text that was only
+    control characters comes back empty."""
+    return printable(text).strip()
 
 
 def normalize_space(text: str) -> str:

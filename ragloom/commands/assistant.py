@@ -41,17 +41,20 @@ def _question(text: str) -> str:
 
 
 def _print_answer(result: dict[str, Any], *, streamed: str = "") -> None:
-    """The answer (unless the same text was just streamed), caveat, sources and engine."""
+    """The answer (unless the same text was just streamed), caveat, sources and engine; text
+    from documents or the model is never console markup nor terminal escape sequences."""
+    from ragloom.core.text import printable
+
     if streamed.strip() != str(result.get("answer", "")).strip():
-        console.print(result.get("answer", ""), markup=False, highlight=False)
+        console.print(printable(str(result.get("answer", ""))), markup=False, highlight=False)
     if result.get("caveat"):
-        console.print(f"[yellow]Note:[/yellow] {escape(str(result['caveat']))}")
+        console.print(f"[yellow]Note:[/yellow] {escape(printable(str(result['caveat'])))}")
     citations = result.get("citations") or []
     if citations:
         console.print("\n[bold]Sources[/bold]")
         for i, citation in enumerate(citations, 1):
             heading = " > ".join(citation.get("heading_path") or [])
-            where = f"{citation['source']}" + (f" § {heading}" if heading else "")
+            where = printable(f"{citation['source']}" + (f" § {heading}" if heading else ""))
             console.print(
                 f"  \\[{i}] {escape(where)}  [dim]({escape(str(citation['chunk_id']))})[/dim]"
             )
@@ -61,6 +64,8 @@ def _print_answer(result: dict[str, Any], *, streamed: str = "") -> None:
 def stream_answer(graph: Any, question: str, config: RunnableConfig) -> tuple[dict[str, Any], str]:
     """Stream node progress (stderr) and the answer's tokens (stdout); return the final event
     and the streamed text."""
+    from ragloom.core.text import printable
+
     final: dict[str, Any] = {}
     streamed = ""
     for mode, chunk in graph.stream(
@@ -72,7 +77,7 @@ def stream_answer(graph: Any, question: str, config: RunnableConfig) -> tuple[di
         elif mode == "messages":
             message, _meta = chunk
             if isinstance(message, AIMessageChunk) and message.content:  # the answer's tokens
-                sys.stdout.write(str(message.content))
+                sys.stdout.write(printable(str(message.content)))
                 sys.stdout.flush()
                 streamed += str(message.content)
         elif mode == "custom" and chunk.get("event") == "final":

@@ -160,12 +160,14 @@ def search(
     from rich.table import Table
     from rich.text import Text
 
+    from ragloom.core.text import printable
+
     table = Table("#", "score", "source", "heading", "text")
     for rank, chunk in enumerate(chunks, 1):
-        snippet = " ".join(chunk.text.split())[:160]
+        snippet = " ".join(printable(chunk.text).split())[:160]
         table.add_row(
-            str(rank), f"{chunk.score or 0:.3f}", Text(chunk.source), Text(chunk.heading),
-            Text(snippet),
+            str(rank), f"{chunk.score or 0:.3f}", Text(printable(chunk.source)),
+            Text(printable(chunk.heading)), Text(snippet),
         )
     Console().print(table)
 

@@ -75,7 +75,7 @@ def list_threads(as_json: bool = typer.Option(False, "--json", help="Print JSON.
 @threads_app.command("show")
 def show_thread(thread_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """The messages of one thread."""
-    from ragloom.core.text import clean_query
+    from ragloom.core.text import clean_query, printable
 
     thread_id = clean_query(thread_id)  # as `ask --thread` names it
     item = _saver().get_tuple({"configurable": {"thread_id": thread_id}})
@@ -88,7 +88,7 @@ def show_thread(thread_id: str, as_json: bool = typer.Option(False, "--json")) -
         return
     for message in messages:
         who = "you" if message.type == "human" else "ragloom"
-        console.print(Text(f"{who}> ", style="bold"), Text(str(message.content)))
+        console.print(Text(f"{who}> ", style="bold"), Text(printable(str(message.content))))
 
 
 @threads_app.command("delete")

@@ -4,7 +4,8 @@ benchmark.
 Every surface a question reaches — `ragloom ask`, `ragloom search`, the assistant graph and the
 HTTP server (`/v1/ask`, `/v1/ask/stream`, `/v1/chat/completions`) — gets the same bad inputs:
 empty and blank text, text that is only control characters, a 100 KB question, NUL, ANSI and
-OSC terminal escapes, bytes that are not UTF-8, an unknown tenant and bad filter syntax. Each
+OSC terminal escapes, bytes that are not UTF-8, an unknown tenant and bad filter syntax (and, on
+the CLI, a document whose text holds terminal escapes, asked and searched). Each
 must end in a proper answer or one clear typed error (one `error: [code] ...` line on the CLI,
 a 4xx JSON error on the server): never a traceback, a hang or a 500, never an escape sequence
 echoed to the terminal, and the next good query must still work.
@@ -32,6 +33,10 @@ DOCS = {
     "Hexadecimal literals use the prefix 0x, as in 0xff.\n",
     "strings.md": "# Strings\n\nStrings are immutable sequences of Unicode code points.\n",
 }
+# a document whose text would drive the terminal if printed raw (tenant `escapes` only)
+ESCAPE_DOC = ("escapes.md", "# Escapes\n\nThe \x1b[2J\x1b]0;pwned\x07escape character is "
+              "written \\x1b in a Python string literal.\n")
+ESCAPE_QUESTION = "How is the escape character written in a string literal?"
 PROCESS_TIMEOUT = 60.0
 
 
@@ -149,9 +154,13 @@ def workspace(root: Path) -> dict[str, str]:
     docs.mkdir(parents=True, exist_ok=True)
     for name, text in DOCS.items():
         (docs / name).write_text(text, encoding="utf-8")
+    escapes = root / "escapes"
+    escapes.mkdir(parents=True, exist_ok=True)
+    (escapes / ESCAPE_DOC[0]).write_text(ESCAPE_DOC[1], encoding="utf-8")
     with open_wiring(make_test_settings(root)) as wiring:
         for tenant in (None, "acme"):  # the CLI's default tenant, the server key's tenant
             ingest_paths([docs], wiring.store, root=root, progress=False, tenant=tenant)
+        ingest_paths([escapes], wiring.store, root=root, progress=False, tenant="escapes")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGLOOM_", "OPENAI_"))}
     env.update(
         RAGLOOM_ENGINE="extractive",
@@ -172,7 +181,8 @@ def workspace(root: Path) -> dict[str, str]:
 
 
 def _cli_outcome(
-    surface: str, case: str, expected: str, code: int | None, out: str, err: str, exc: Any
+    surface: str, case: str, expected: str, code: int | None, out: str, err: str, exc: Any,
+    source: str = "numbers.md",
 ) -> Outcome:
     """Classify a CLI run: exit 0 with output is an answer; exit 1 with one `error: [code]`
     line on stderr is a typed error; anything else is not."""
@@ -193,7 +203,7 @@ def _cli_outcome(
                            expected, escape_leaked=leaked)  # fmt: skip
         return Outcome(surface, case, "untyped_error", expected=expected,
                        detail=err[-300:], escape_leaked=leaked)  # fmt: skip
-    proper = "numbers.md" in out or "no documents" in (out + err)
+    proper = source in out or "no documents" in (out + err)
     status = "answered" if proper else "untyped_error"
     return Outcome(surface, case, status, expected=expected,
                    detail="" if proper else f"no proper answer: {out[-200:]!r}",
@@ -231,11 +241,16 @@ def _processes(env: Mapping[str, str], cwd: Path) -> Callable[[list[str]], tuple
     return run
 
 
+Runner = Callable[[list[str]], tuple[int | None, str, str, Any]]
+
+
 def check_cli(
-    report: BadQueryReport, run: Callable[[list[str]], tuple[int | None, str, str, Any]],
-    surface: str, *, argv_only: bool = False, env_tenant: Callable[[str], Any] | None = None,
+    report: BadQueryReport, runner: Callable[[str | None], Runner], surface: str, *,
+    argv_only: bool = False,
 ) -> None:
-    """`ask` and `search` with every case, unknown tenants and bad filters; then a good ask."""
+    """`ask` and `search` with every case, unknown tenants, bad filters and a document holding
+    terminal escapes; then a good ask. `runner(tenant)` runs the CLI with that store tenant."""
+    run = runner(None)
     for case in CASES:
         if argv_only and not case.argv:
             continue
@@ -245,14 +260,18 @@ def check_cli(
                                     err, exc))  # fmt: skip
     code, out, err, exc = run(["search", GOOD_QUESTION, "--tenant", "nobody"])
     report.add(_cli_outcome(f"{surface} search", "unknown_tenant", "answer", code, out, err, exc))
-    if env_tenant is not None:
-        code, out, err, exc = env_tenant(GOOD_QUESTION)
-        report.add(_cli_outcome(f"{surface} ask", "unknown_tenant", "answer", code, out, err,
-                                exc))  # fmt: skip
+    code, out, err, exc = runner("nobody")(["ask", GOOD_QUESTION])
+    report.add(_cli_outcome(f"{surface} ask", "unknown_tenant", "answer", code, out, err, exc))
     for text in BAD_FILTERS:
         code, out, err, exc = run(["search", GOOD_QUESTION, "--filter", text])
         report.add(_cli_outcome(f"{surface} search", f"filter {text}", "config", code, out, err,
                                 exc))  # fmt: skip
+    for name, args in (("escapes_in_document", ["ask", ESCAPE_QUESTION]),
+                       ("escapes_in_document_streamed", ["ask", ESCAPE_QUESTION, "--stream"]),
+                       ("escapes_in_document", ["search", ESCAPE_QUESTION])):
+        code, out, err, exc = runner("escapes")(args)  # its escapes must not reach a terminal
+        report.add(_cli_outcome(f"{surface} {args[0]}", name, "answer", code, out, err, exc,
+                                source="escapes.md"))  # fmt: skip
     code, out, _, _ = run(["ask", GOOD_QUESTION])
     report.next_query_checks += 1
     report.next_query_ok += code == 0 and "numbers.md" in out
@@ -364,13 +383,14 @@ def run_bad_queries(root: Path, *, processes: bool = False) -> BadQueryReport:
     report = BadQueryReport()
     started = time.monotonic()
     env = workspace(root)
-    cli = _in_process(env)
-    check_cli(report, cli, "cli", env_tenant=lambda q: _in_process(
-        {**env, "RAGLOOM_STORE__TENANT": "nobody"})(["ask", q]))  # fmt: skip
+
+    def tenant_env(tenant: str | None) -> dict[str, str]:
+        return {**env, "RAGLOOM_STORE__TENANT": tenant} if tenant else env
+
+    check_cli(report, lambda tenant: _in_process(tenant_env(tenant)), "cli")
     if processes:
-        run = _processes(env, root)
-        check_cli(report, run, "process", argv_only=True, env_tenant=lambda q: _processes(
-            {**env, "RAGLOOM_STORE__TENANT": "nobody"}, root)(["ask", q]))  # fmt: skip
+        check_cli(report, lambda tenant: _processes(tenant_env(tenant), root), "process",
+                  argv_only=True)  # fmt: skip
     check_graph(report, root)
     if processes:
         from ragloom.core.testing import OpenAICompatibleServer
