@@ -146,10 +146,15 @@ def _leaks(text: str) -> bool:
 def workspace(root: Path) -> dict[str, str]:
     """Documents ingested into an embedded store under `root` (extractive engine, hashing
     embedder); returns the environment a ragloom process needs to use them."""
+    import structlog
+
+    from ragloom.core.logging import configure_logging
     from ragloom.core.testing import make_test_settings
     from ragloom.runtime import open_wiring
     from ragloom.tools.ingest import ingest_paths
 
+    if not structlog.is_configured():  # structlog's default prints to stdout
+        configure_logging("WARNING")
     docs = root / "docs"
     docs.mkdir(parents=True, exist_ok=True)
     for name, text in DOCS.items():
