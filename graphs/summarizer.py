@@ -8,9 +8,13 @@
 reduce call), *map-reduce* (chunk summaries fit one reduce call) or *tree* (partial summaries are
 collapsed level by level until they fit). Map and collapse tasks fan out with `Send` and run as
 async tasks, at most `max_concurrency` at once. With a checkpointer every finished map task is
-saved, so a run that fails half-way resumes with `invoke(None, config)` (same `thread_id`) and
-redoes only the chunks that had not finished. Sections keep their headings, so the reduce step
-writes an overview plus key points per section.
+saved, so a run that fails half-way (or whose process is killed) resumes with
+`ainvoke(None, config)` (same `thread_id`) and redoes only the chunks that had not finished.
+Under sync `invoke`, LangGraph saves a finished task from the same thread pool the tasks run
+in (`max_concurrency` workers): while slow map calls hold every worker, finished chunks wait
+unsaved and a kill loses them (a failure that raises still keeps them). Run resumable summaries
+with `ainvoke`/`astream`, as `ragloom summarize --thread` does. Sections keep their headings,
+so the reduce step writes an overview plus key points per section.
 
 Roles (map and reduce summarizers, extractive or DSPy) live in `SummarizerDeps`, never in state;
 nodes are written once with the node kit and run under `invoke` and `ainvoke`.
@@ -380,7 +384,8 @@ def build_summarizer(
     when a key or base URL is set, or when `llm`, an `LLMGateway` or a LangChain chat model, is
     given). `token_budget` is what one call may read (default: 8,000 tokens for an LLM, 32,000
     for the extractive engine). With `persist` (the settings' checkpointer, or `checkpointer`)
-    runs are resumable: give a `thread_id`.
+    runs are resumable: give a `thread_id` (to survive a killed process, run with `ainvoke`;
+    see the module docstring).
 
     Use: `graph.invoke({"paths": ["docs/"], "length": "medium"})` or `await graph.ainvoke(...)`
     (async runs map tasks concurrently, at most `max_concurrency` at once).
