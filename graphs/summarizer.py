@@ -12,7 +12,7 @@ saved, so a run that fails half-way (or whose process is killed) resumes with
 `ainvoke(None, config)` (same `thread_id`) and redoes only the chunks that had not finished.
 Under sync `invoke`, LangGraph saves a finished task from the same thread pool the tasks run
 in (`max_concurrency` workers): while slow map calls hold every worker, finished chunks wait
-unsaved and a kill loses them (a failure that raises still keeps them). Run resumable summaries
+unsaved and a kill loses them. Run resumable summaries
 with `ainvoke`/`astream`, as `ragloom summarize --thread` does. Sections keep their headings,
 so the reduce step writes an overview plus key points per section.
 
