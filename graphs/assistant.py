@@ -37,6 +37,7 @@ from langgraph.types import interrupt
 
 from ragloom.agents.roles import Draft, Turn, Verdict
 from ragloom.core.documents import Chunk, Citation
+from ragloom.core.text import clean_query
 from ragloom.core.usage import summarize_usage
 from ragloom.graphs.assistant_state import (
     AssistantContext,
@@ -180,7 +181,7 @@ def start_turn(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
     """Open a turn: take the question (the newest human message, or the `question` shorthand),
     drop a turn a crash left unanswered, reset per-turn fields, start the clock."""
     messages = list(state.get("messages") or [])
-    shorthand = (state.get("question") or "").strip()
+    shorthand = clean_query(state.get("question") or "")
     added: list[AnyMessage] = []
     if shorthand:
         human: AnyMessage | None = HumanMessage(content=shorthand, id=str(uuid.uuid4()))
@@ -192,7 +193,7 @@ def start_turn(state: AssistantState, deps: AssistantDeps, runtime: Runtime[Any]
     if unfinished and any(m.id == dangling for m in messages):
         added.insert(0, cast(AnyMessage, RemoveMessage(id=str(dangling))))
         log.warning("assistant.unfinished_turn_dropped", message_id=dangling)
-    question = _text(human).strip() if human is not None else ""
+    question = clean_query(_text(human)) if human is not None else ""
     return {
         "run_id": uuid.uuid4().hex[:16],
         "messages": added,

@@ -38,8 +38,6 @@ def test_the_graph_never_crashes_on_a_bad_question(report: BadQueryReport) -> No
     assert len(graph) == 9 and all(o.status in ("answered", "declined") for o in graph)
 
 
-@pytest.mark.xfail(strict=True, reason="graphs/assistant.py start_turn does not clean the "
-                   "question yet (lead: clean_query in start_turn); remove this mark then")
 def test_the_graph_declines_a_question_of_control_characters(report: BadQueryReport) -> None:
     assert [f for f in report.failures() if f.startswith(GRAPH)] == []
 
