@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ragloom.core.documents import Chunk, make_chunk_id
-from ragloom.core.embedders import LocalEmbedder, OnnxEmbedder
+from ragloom.core.embedders import LocalEmbedder, OnnxEmbedder, embed_in_windows
 from ragloom.tools.evaluation import (
     Question,
     dedupe_sources,
@@ -48,10 +48,17 @@ from ragloom.tools.stores.embedded import EmbeddedStore
 
 
 class CachedEmbedder:
-    """An embedder whose vectors are cached by text hash in SQLite (same name and dims)."""
+    """An embedder whose vectors are cached by text hash in SQLite (same name and dims).
 
-    def __init__(self, inner: Any, path: Path) -> None:
+    With `long_texts="mean"` (the local embedders' option) a text over 256 pieces is cut into
+    windows here and each window is cached, so the cache never serves a truncated vector for a
+    long text (every cached text then fits the model, where both modes agree)."""
+
+    def __init__(self, inner: Any, path: Path, long_texts: str = "truncate") -> None:
         self.inner = inner
+        self.long_texts = long_texts
+        if hasattr(inner, "long_texts"):
+            inner.long_texts = "truncate"
         self.name = inner.name
         self.dimensions = inner.dimensions
         self.db = sqlite3.connect(path, check_same_thread=False)
@@ -60,6 +67,11 @@ class CachedEmbedder:
         self.seconds = 0.0
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if self.long_texts == "mean":
+            return embed_in_windows(self._embed_cached, texts, self.dimensions)
+        return self._embed_cached(texts)
+
+    def _embed_cached(self, texts: Sequence[str]) -> np.ndarray:
         keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
         found: dict[str, np.ndarray] = {}
         for begin in range(0, len(keys), 500):
@@ -196,18 +208,22 @@ def main() -> None:
     parser.add_argument("--grid", choices=("small", "full"), default="full")
     parser.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                         help="local model runtime (use a separate --work per backend)")
+    parser.add_argument("--long-texts", choices=("mean", "truncate"), default="truncate",
+                        help="a chunk over 256 pieces: mean of its windows' vectors, or truncated "
+                        "(use a separate --work per choice: stores cache their vectors)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     inner = (OnnxEmbedder(cache_dir=args.work.parent / "onnx") if args.backend == "onnx"
              else LocalEmbedder())
-    embedder = CachedEmbedder(inner, args.work / f"embeddings-{args.backend}.db")
+    embedder = CachedEmbedder(inner, args.work / f"embeddings-{args.backend}.db", args.long_texts)
     corpus = subset_corpus(args.dataset, args.work, args.subset)
     questions = load_questions(args.dataset)
     result: dict[str, Any] = {
         "dataset": str(args.dataset), "subset": args.subset, "questions": len(questions),
         "halves": "tune = even lines (defaults chosen here), test = odd lines",
-        "embedder": f"{args.backend} all-MiniLM-L6-v2", "stores": {},
+        "embedder": f"{args.backend} all-MiniLM-L6-v2", "long_texts": args.long_texts,
+        "stores": {},
     }
     for name in args.chunks.split(","):
         started = time.perf_counter()

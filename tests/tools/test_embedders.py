@@ -87,3 +87,42 @@ def test_onnx_int8_backend_matches_torch(tmp_path: Path) -> None:
     again = OnnxEmbedder(cache_dir=tmp_path).embed_query(texts[0])
     assert onnx.model_path.stat().st_mtime_ns == stamp  # not exported twice
     assert float(again @ got[0]) > 0.999
+
+
+def test_long_texts_are_cut_into_windows_that_fit_the_model() -> None:
+    pytest.importorskip("tokenizers")
+    from ragloom.core.embedders import local_tokenizer, text_windows
+
+    short = "A short text fits in one window."
+    assert text_windows(short) == [(short, len(local_tokenizer(None).encode(
+        short, add_special_tokens=False).ids))]
+    text = " ".join(f"word{n} unbelievably" for n in range(400))
+    windows = text_windows(text, max_tokens=64)
+    assert len(windows) > 1
+    pieces = local_tokenizer(None)
+    for window, count in windows:
+        assert count <= 62 and count == len(pieces.encode(window, add_special_tokens=False).ids)
+        assert window in text and not window.startswith("##")
+    assert sum(count for _, count in windows) == len(pieces.encode(
+        text, add_special_tokens=False).ids)  # every piece in exactly one window
+    assert " ".join(w for w, _ in windows) == text
+
+
+def test_embed_in_windows_is_the_piece_weighted_mean() -> None:
+    pytest.importorskip("tokenizers")
+    from ragloom.core.embedders import embed_in_windows, text_windows
+
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return np.stack([HashingEmbedder(dimensions=16).embed_query(t) for t in texts])
+
+    long = " ".join(f"term{n}" for n in range(600))
+    got = embed_in_windows(embed, ["short one", long], 16, max_tokens=128)
+    windows = text_windows(long, 128)
+    assert calls == [["short one", *(w for w, _ in windows)]]  # one call, short text as is
+    parts = embed([w for w, _ in windows])
+    want = (parts * np.array([[c] for _, c in windows], dtype=np.float32)).sum(axis=0)
+    assert np.allclose(got[1], want / np.linalg.norm(want), atol=1e-5)
+    assert np.allclose(got[0], embed(["short one"])[0], atol=1e-6)
