@@ -10,8 +10,8 @@ after the previous one), not taken from a constant. Prints JSON.
         [--server async|threaded]
 
 `--server async` (the default) is `benchmarks/latency_server.py` (aiohttp.web, same script and
-replies); `threaded` is `ragloom.core.testing.OpenAICompatibleServer`, which becomes the
-bottleneck with hundreds of connections on 2 cores (see concurrency_floor.py).
+replies); `threaded` is `ragloom.core.testing.OpenAICompatibleServer`, which spends more CPU per
+request with hundreds of connections (see latency_server.py).
 
 `--checkpointer postgres` runs every ask on its own thread in PostgreSQL (the pooled saver of
 `ragloom.graphs.checkpointers`; URL from `--postgres-url` or RAGLOOM_TEST_POSTGRES_URL).

@@ -1,9 +1,11 @@
 """An asyncio (aiohttp.web) OpenAI-compatible chat server for the concurrency benchmarks.
 
 The test server of `ragloom.core.testing` is threaded (one thread per connection, faults,
-recording) and, with hundreds of connections, becomes the bottleneck on a 2-core machine: a bare
-LangGraph + aiohttp client measured 11.4× one ask for 256 concurrent asks against it and 5.5×
-against this one, same run of `benchmarks/concurrency_floor.py`. This server replies with the
+recording). With hundreds of connections it spends more CPU per request, and on a 2-core machine
+that the client shares, that CPU shows up in the client's wall time: `concurrency_floor.py` (bare
+LangGraph + aiohttp client, 256 asks) gave 11.4× one ask against it and 5.5× against this one
+with other sessions on the machine (load ~3), and 5.9× vs 6.0× when the machine was quiet.
+This server replies with the
 same script (`tests.graphs.llm_script.AssistantLLM`) and the same completion JSON (plain or
 streamed), after a fixed latency, and records each chat request's arrival time so waves can be
 counted from the server's clock. No faults, no auth: benchmarks only.
