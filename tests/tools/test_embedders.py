@@ -126,3 +126,22 @@ def test_embed_in_windows_is_the_piece_weighted_mean() -> None:
     want = (parts * np.array([[c] for _, c in windows], dtype=np.float32)).sum(axis=0)
     assert np.allclose(got[1], want / np.linalg.norm(want), atol=1e-5)
     assert np.allclose(got[0], embed(["short one"])[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [LocalEmbedder, OnnxEmbedder])
+def test_local_backends_truncate_by_default_and_pool_windows_on_request(
+    cls: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("tokenizers")
+    seen: list[list[str]] = []
+
+    def fake(self: object, texts: list[str]) -> np.ndarray:
+        seen.append(list(texts))
+        return np.stack([HashingEmbedder(dimensions=384).embed_query(t) for t in texts])
+
+    monkeypatch.setattr(cls, "embed_truncated", fake)
+    long = " ".join(f"term{n}" for n in range(600))
+    cls().embed_documents([long])
+    assert seen[-1] == [long]  # default: the model's own truncation
+    cls(long_texts="mean").embed_documents([long])
+    assert len(seen[-1]) > 1 and all(len(w) < len(long) for w in seen[-1])
