@@ -265,21 +265,16 @@ class PooledPostgresSaver(BaseCheckpointSaver[str]):
         saver = await self._async()
         return await saver.aput(config, checkpoint, metadata, new_versions)  # type: ignore[no-any-return]
 
-    def aput_writes(  # type: ignore[override]
+    async def aput_writes(
         self,
         config: RunnableConfig,
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str = "",
-    ) -> asyncio.Future[None]:
-        """Start saving a finished task's writes now (a task of its own), not when LangGraph's
-        `max_concurrency` gate lets it: see `ThreadSqliteSaver.aput_writes`."""
-        return asyncio.ensure_future(self._aput_writes(config, writes, task_id, task_path))
-
-    async def _aput_writes(
-        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
-        task_path: str,
     ) -> None:
+        # A coroutine, unlike `ThreadSqliteSaver.aput_writes`: a detached write task on the
+        # loop's pool could outlive the run and hang `asyncio.run`'s shutdown (seen in the
+        # suite), so PostgreSQL writes wait for LangGraph's gate as LangGraph's own saver does.
         await (await self._async()).aput_writes(config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
