@@ -74,18 +74,9 @@ class _Poster:
             self.session = None
 
 
-def _raw_graph(poster: _Poster) -> Any:
-    """Five raw POSTs in three waves."""
+def _three_waves(two: Any, one: Any) -> Any:
+    """START → two calls → two calls → one call → END."""
     from langgraph.graph import END, START, StateGraph
-
-    async def two(state: FloorState) -> FloorState:
-        replies = await asyncio.gather(poster.post(state["question"]),
-                                       poster.post(state["question"]))
-        return {"notes": [str(len(r)) for r in replies]}
-
-    async def one(state: FloorState) -> FloorState:
-        reply = await poster.post(state["question"])
-        return {"answer": str(len(reply))}
 
     builder = StateGraph(FloorState)
     builder.add_node("first", two)
@@ -98,10 +89,24 @@ def _raw_graph(poster: _Poster) -> Any:
     return builder.compile()
 
 
+def _raw_graph(poster: _Poster) -> Any:
+    """Five raw POSTs in three waves."""
+
+    async def two(state: FloorState) -> FloorState:
+        replies = await asyncio.gather(poster.post(state["question"]),
+                                       poster.post(state["question"]))
+        return {"notes": [str(len(r)) for r in replies]}
+
+    async def one(state: FloorState) -> FloorState:
+        reply = await poster.post(state["question"])
+        return {"answer": str(len(reply))}
+
+    return _three_waves(two, one)
+
+
 def _dspy_graph(poster: _Poster) -> Any:
     """The same graph; each call a `dspy.Predict` over an aiohttp `BaseLM`."""
     import dspy
-    from langgraph.graph import END, START, StateGraph
 
     class PostLM(dspy.BaseLM):
         def forward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
@@ -129,15 +134,7 @@ def _dspy_graph(poster: _Poster) -> Any:
     async def one(state: FloorState) -> FloorState:
         return {"answer": await ask(state["question"])}
 
-    builder = StateGraph(FloorState)
-    builder.add_node("first", two)
-    builder.add_node("second", two)
-    builder.add_node("third", one)
-    builder.add_edge(START, "first")
-    builder.add_edge("first", "second")
-    builder.add_edge("second", "third")
-    builder.add_edge("third", END)
-    return builder.compile()
+    return _three_waves(two, one)
 
 
 def _config() -> dict[str, Any]:
