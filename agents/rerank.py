@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import dspy
-import structlog
 
 from ragloom.agents.dspy_modules.roles import DSPyRole
 from ragloom.core.documents import Chunk
@@ -31,7 +30,6 @@ from ragloom.tools.rerank import (
     reorder,
 )
 
-log = structlog.get_logger(__name__)
 _LABEL = re.compile(r"c\d+", re.IGNORECASE)
 
 
@@ -114,5 +112,4 @@ def build_reranker(
             raise ConfigError("the semantic reranker needs an embedder",
                               setting="retrieval.reranker", fix="pass the store's embedder")
         return SemanticReranker(embedder)
-    log.debug("reranker.none", choice=choice)
     return NoReranker()
