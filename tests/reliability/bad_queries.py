@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.reliability import ragloom_env
+
 GOOD_QUESTION = "How do I write an octal literal?"
 DOCS = {
     "numbers.md": "# Numbers\n\nTo write an octal literal, prefix the digits with 0o, as in 0o17. "
@@ -166,20 +168,7 @@ def workspace(root: Path) -> dict[str, str]:
         for tenant in (None, "acme"):  # the CLI's default tenant, the server key's tenant
             ingest_paths([docs], wiring.store, root=root, progress=False, tenant=tenant)
         ingest_paths([escapes], wiring.store, root=root, progress=False, tenant="escapes")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGLOOM_", "OPENAI_"))}
-    env.update(
-        RAGLOOM_ENGINE="extractive",
-        RAGLOOM_EMBEDDER__KIND="hashing",
-        RAGLOOM_EMBEDDER__DIMENSIONS="256",
-        RAGLOOM_STORE__PATH=str(root / "store.db"),
-        RAGLOOM_CHECKPOINTER__PATH=str(root / "threads.db"),
-        RAGLOOM_LOG_LEVEL="WARNING",
-        RAGLOOM_LOG_FORMAT="json",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        LITELLM_LOCAL_MODEL_COST_MAP="True",
-    )
-    return env
+    return ragloom_env(root, RAGLOOM_ENGINE="extractive")
 
 
 # ---------------------------------------------------------------- CLI

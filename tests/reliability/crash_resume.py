@@ -37,6 +37,7 @@ from ragloom.core.testing import OpenAICompatibleServer, Reply
 from ragloom.core.testing.openai_server import ScriptItem
 from ragloom.core.testing.settings import TEST_API_KEY
 from ragloom.prompts.testing import chat_reply, input_field, reply_for, requested_fields
+from tests.reliability import ragloom_env
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE_FIELDS = {  # the output field that tells which role a request is for
@@ -68,8 +69,8 @@ def role_of(request: Mapping[str, Any]) -> str:
 def subprocess_env(root: Path, base_url: str) -> dict[str, str]:
     """Environment of a ragloom process on the openai engine against the local server, with
     its store and threads under `root` (nothing inherited from the caller's RAGLOOM_*)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGLOOM_", "OPENAI_"))}
-    env.update(
+    return ragloom_env(
+        root,
         RAGLOOM_ENGINE="openai",
         RAGLOOM_LLM__BASE_URL=base_url,
         RAGLOOM_LLM__API_KEY=TEST_API_KEY,
@@ -78,19 +79,9 @@ def subprocess_env(root: Path, base_url: str) -> dict[str, str]:
         RAGLOOM_LLM__MAX_RETRIES="0",
         RAGLOOM_LLM__DEADLINE=str(HOLD_SECONDS * 2),
         RAGLOOM_BUDGET__MAX_SECONDS=str(HOLD_SECONDS * 2),
-        RAGLOOM_EMBEDDER__KIND="hashing",
-        RAGLOOM_EMBEDDER__DIMENSIONS="256",
-        RAGLOOM_STORE__PATH=str(root / "store.db"),
         RAGLOOM_CHECKPOINTER__KIND="sqlite",
-        RAGLOOM_CHECKPOINTER__PATH=str(root / "threads.db"),
-        RAGLOOM_LOG_LEVEL="WARNING",
-        RAGLOOM_LOG_FORMAT="json",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        LITELLM_LOCAL_MODEL_COST_MAP="True",
         PYTHONPATH=str(REPO),
     )
-    return env
 
 
 @dataclass
