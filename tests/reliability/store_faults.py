@@ -180,6 +180,7 @@ def run_weaviate_faults(corpus: Path, root: Path, config: WeaviateFaultConfig) -
             counted = store.count()
     store_failures = [f for f in first.failed if f.source != "(store)"]
     lost = expected - set(after_faults) - reported
+    in_report = {chunk for f in store_failures for chunk in f.chunks}
     summary: dict[str, Any] = {
         "config": asdict(config),
         "files": len(expected_sources),
@@ -211,6 +212,7 @@ def run_weaviate_faults(corpus: Path, root: Path, config: WeaviateFaultConfig) -
     summary["violations"] = {
         "lost_unreported": len(lost),
         "reported_not_expected": len(reported - expected),
+        "reported_not_in_ingest_report": len(reported - in_report),
         "untyped_failures": sum(f.code != "store_write" for f in store_failures),
         "hidden_retries": abs(batch_calls_seen - stats.batch_calls),
         "over_policy": int(stats.max_attempts > 1 + config.max_retries),

@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 import structlog
 
-from ragloom.core.errors import EmptyFileError, IngestError, RagloomError, UnsupportedFileError
+from ragloom.core.errors import (
+    EmptyFileError,
+    IngestError,
+    RagloomError,
+    StoreWriteError,
+    UnsupportedFileError,
+)
 from ragloom.tools.ingest.chunking import split_document
 from ragloom.tools.ingest.loaders import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, load_document
 from ragloom.tools.stores.base import ChunkStore
@@ -38,11 +44,13 @@ EXIT_SOME_FAILED = 2
 
 @dataclass(frozen=True)
 class FileFailure:
-    """One file that was not ingested: its source, the IngestError code and the reason."""
+    """One file that was not ingested: its source, the IngestError code and the reason; for a
+    store write that failed part-way, `chunks` names the chunk ids that were not stored."""
 
     source: str
     code: str
     reason: str
+    chunks: tuple[str, ...] = ()
 
 
 @dataclass
@@ -214,6 +222,8 @@ def _ingest_one(
         )
         hashes[item.source] = doc.content_hash  # stored: an old-style twin may now go
         report.ingested += 1
+    except StoreWriteError as exc:
+        _fail(report, item.source, exc.code, exc.message, chunks=tuple(sorted(exc.failed)))
     except RagloomError as exc:
         _fail(report, item.source, exc.code, exc.message)
     except Exception as exc:  # one bad file never stops the run
@@ -234,9 +244,12 @@ def _stamp_path(
     report.migrated += 1
 
 
-def _fail(report: IngestReport, source: str, code: str, reason: str) -> None:
-    report.failed.append(FileFailure(source, code, reason))
-    log.warning("ingest.file_failed", source=source, code=code, reason=reason)
+def _fail(
+    report: IngestReport, source: str, code: str, reason: str, *, chunks: tuple[str, ...] = ()
+) -> None:
+    report.failed.append(FileFailure(source, code, reason, chunks))
+    log.warning("ingest.file_failed", source=source, code=code, reason=reason,
+                chunks=len(chunks) or None)
 
 
 # --- source identity --------------------------------------------------------------------------
