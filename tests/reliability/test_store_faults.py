@@ -93,6 +93,29 @@ def test_unavailable_batches_are_retried_by_the_policy_alone(
     assert sorted(_stored_ids(server)) == [c.id for c in _chunks(2)]
 
 
+@pytest.mark.parametrize("mode", ["bm25", "vector"])
+def test_unavailable_reads_are_retried_by_the_policy_alone(
+    open_store: tuple[WeaviateStore, list[float]], server: WeaviateTestServer, mode: str
+) -> None:
+    """The client's own search retry would sleep 1 + 2 s here, unseen by the policy."""
+    store, sleeps = open_store
+    store.upsert(_chunks(3))
+    sleeps.clear()
+    server.fail_next("Search", times=2)
+    server.calls.clear()
+    found = store.search("guide item", k=2, mode=mode)  # type: ignore[arg-type]
+    assert len(found) == 2
+    assert server.calls["Search"] == 3
+    assert len(sleeps) == 2 and max(sleeps) < 0.5  # the policy's waits, nothing else
+    server.fail_next("Aggregate", times=1)
+    assert store.count() == 3
+    server.fail_next("Search", times=10)  # past the policy: a typed error, after 4 attempts
+    server.calls.clear()
+    with pytest.raises(StoreUnavailableError):
+        store.search("guide item", k=2, mode=mode)  # type: ignore[arg-type]
+    assert server.calls["Search"] == 4
+
+
 def test_a_batch_cut_off_after_part_was_stored_is_written_again_without_duplicates(
     open_store: tuple[WeaviateStore, list[float]], server: WeaviateTestServer
 ) -> None:

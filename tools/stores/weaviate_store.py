@@ -22,7 +22,10 @@ project's retry policy (`ragloom.core.retry`); objects a batch rejects are retri
 in a `StoreWriteError` naming every chunk that was not stored (so is a batch whose retries ran out,
 with the batches after it). Batches go to gRPC BatchObjects once per attempt: `insert_many` would
 retry UNAVAILABLE itself (1 + 2 + 4 + 8 s of sleep, unseen by the policy and its deadline), so the
-policy is the only retry layer and `write_stats` counts its retries. Object UUIDs are uuid5 of the
+policy is the only retry layer and `write_stats` counts its retries. Reads do the same on a client
+the store owns: the client's search, aggregate and tenant calls would sleep 1 + 2 + ... + 32 s on
+UNAVAILABLE before failing, so they are sent once per policy attempt (a client passed in with
+`owns_client=False` keeps its own behaviour). Object UUIDs are uuid5 of the
 chunk id, so a batch the server half-stored before the client saw an error is simply written
 again, never duplicated. Weaviate has no transactions: `replace_source` writes the new chunks
 first, then removes stale ones, then records the content hash, so an interrupted replace is redone
@@ -295,6 +298,8 @@ class WeaviateStore:
         self._owns_client = owns_client
         self._retry = retry or retry_policy(max_retries=3, deadline=60.0, operation="weaviate")
         self._known_tenants: set[str] = set()
+        if owns_client:
+            single_attempt_reads(client)
         self._call(self._ensure_schema, "create schema")
 
     @classmethod
@@ -832,6 +837,35 @@ def _write_error(failed: dict[str, str], chunks: Sequence[Chunk]) -> StoreWriteE
         "to store them (writes are idempotent)",
         failed=failed, sources=sources,
     )
+
+
+_READS = {"grpc_search": "Search", "grpc_aggregate": "Aggregate", "grpc_tenants_get": "TenantsGet"}
+
+
+def single_attempt_reads(client: WeaviateClient) -> None:
+    """Send this client's gRPC reads once: its own `_Retry` would sleep up to 63 s on
+    UNAVAILABLE, unseen by the retry policy and past its deadline. A raw gRPC error then
+    reaches `map_weaviate_error` (UNAVAILABLE is retryable). Where a client version lacks
+    these internals, it keeps its own retry."""
+    connection: Any = getattr(client, "_connection", None)
+    if connection is None:
+        return
+    for attribute, method in _READS.items():
+        if callable(getattr(type(connection), attribute, None)):
+            setattr(connection, attribute, _once(connection, method))
+
+
+def _once(connection: Any, method: str) -> Callable[[Any], Any]:
+    def call(request: Any) -> Any:
+        stub = connection.grpc_stub
+        if stub is None:  # closed, or never connected: the client's own error path
+            return getattr(type(connection), _METHODS[method])(connection, request)
+        return getattr(stub, method)(request, metadata=connection.grpc_headers(),
+                                     timeout=connection.timeout_config.query)
+    return call
+
+
+_METHODS = {method: attribute for attribute, method in _READS.items()}
 
 
 def _batch_errors(collection: Collection[Any, Any], objects: list[Any]) -> dict[int, str]:
