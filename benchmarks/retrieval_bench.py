@@ -12,7 +12,9 @@ one JSON object: per store and search configuration, nDCG@10 / R@k / MRR per hal
 `--subset N` keeps every gold file plus every N-th other file (fewer distractors than the full
 corpus: figures are higher than on the full corpus and only comparable within one run).
 The `naive` store is the baseline script's recipe (raw text, 220-word windows every 180 words,
-no context) in the same store and embedder, so the comparison is like for like.
+no context) in the same store and embedder, so the comparison is like for like. A `:prose`
+store (`400:48:prose`) embeds each chunk's context line + `core.text.prose_view` of its text
+(markup, directives and code blocks stripped) instead of the raw text; BM25 is unchanged.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ import numpy as np
 
 from ragloom.core.documents import Chunk, make_chunk_id
 from ragloom.core.embedders import LocalEmbedder, OnnxEmbedder, embed_in_windows
+from ragloom.core.text import prose_view
 from ragloom.tools.evaluation import (
     Question,
     dedupe_sources,
@@ -43,7 +46,7 @@ from ragloom.tools.evaluation import (
 )
 from ragloom.tools.ingest.pipeline import ingest_paths
 from ragloom.tools.stores import embedded as embedded_module
-from ragloom.tools.stores.base import SearchMode, SearchOptions
+from ragloom.tools.stores.base import SearchMode, SearchOptions, chunk_context
 from ragloom.tools.stores.embedded import EmbeddedStore
 
 
@@ -130,11 +133,11 @@ def bare_chunks() -> Iterator[None]:
 
 
 def build_store(name: str, corpus: Path, work: Path, embedder: Any) -> EmbeddedStore:
-    """The store for chunking configuration `name` ('naive', or 'TOKENS:OVERLAP[:bare]')."""
+    """The store for chunking configuration `name` ('naive', or
+    'TOKENS:OVERLAP[:bare|:prose]')."""
     path = work / f"{corpus.parent.name}-{name.replace(':', '_')}.db"
     done = path.with_suffix(".done")
-    bare = name == "naive" or name.endswith(":bare")
-    with bare_chunks() if bare else _nothing():
+    with store_variant(name):
         store = EmbeddedStore(path, embedder)
         if done.exists():
             return store
@@ -162,6 +165,31 @@ def build_store(name: str, corpus: Path, work: Path, embedder: Any) -> EmbeddedS
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def prose_embed_text(chunk: Chunk) -> str:
+    """The `:prose` stores' embedded text: context line, then the chunk's prose view."""
+    context = chunk_context(chunk)
+    body = prose_view(chunk.text)
+    return f"{context}\n\n{body}" if context else body
+
+
+@contextmanager
+def prose_chunks() -> Iterator[None]:
+    """Embed the prose view of each chunk (BM25 still indexes the raw text and context)."""
+    saved = embedded_module.embed_text
+    embedded_module.embed_text = prose_embed_text
+    try:
+        yield
+    finally:
+        embedded_module.embed_text = saved
+
+
+def store_variant(name: str) -> AbstractContextManager[None]:
+    """What a store name's suffix changes while it is built and searched."""
+    if name == "naive" or name.endswith(":bare"):
+        return bare_chunks()
+    return prose_chunks() if name.endswith(":prose") else _nothing()
 
 
 def score(
@@ -234,7 +262,7 @@ def main() -> None:
         entry: dict[str, Any] = {"chunks": store.count(), "build_seconds": built["seconds"],
                                  "runs": []}
         bare = name == "naive" or name.endswith(":bare")
-        with bare_chunks() if bare else _nothing():
+        with store_variant(name):
             for mode, alpha, options in search_grid(args.grid == "full" and not bare):
                 figures = score(store, questions, mode, alpha, options)
                 entry["runs"].append({

@@ -27,7 +27,8 @@ import numpy as np
 __all__ = [
     "STOPWORDS", "Sentence", "blocks", "bm25_scores", "clean_markup", "clean_query", "coverage",
     "idf_table", "is_code_token", "is_meta_instruction", "normalize_space", "printable",
-    "query_terms", "raw_tokens", "split_sentences", "stem", "term_set", "terms", "tfidf_matrix",
+    "prose_view", "query_terms", "raw_tokens", "split_sentences", "stem", "term_set", "terms",
+    "tfidf_matrix",
     "to_markdown", "tokenize",
 ]
 
@@ -492,3 +493,89 @@ def tfidf_matrix(docs: Sequence[Sequence[str]]) -> np.ndarray:
             matrix[i, vocab[t]] = (1.0 + math.log(f)) * idf[t]
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
+# --- reading view for embedding ------------------------------------------------------------------
+
+# API entries whose argument (the signature) names what the entry is about.
+_ENTRY_DIRECTIVES = frozenset(
+    """function class method attribute data exception describe decorator decoratormethod
+    classmethod staticmethod abstractmethod coroutinemethod coroutinefunction opcode cmdoption
+    option envvar property type macro member var struct union enum enumerator""".split()  # noqa: SIM905
+)
+# Directives whose body is running text that `blocks` would skip (tables, glossaries, ...).
+_BODY_DIRECTIVES = frozenset(
+    "list-table table csv-table glossary hlist only container centered".split()  # noqa: SIM905
+)
+_VERSION_DIRECTIVES = {
+    "versionadded": "Added in version", "versionchanged": "Changed in version",
+    "deprecated": "Deprecated since version", "deprecated-removed": "Deprecated since version",
+    "versionremoved": "Removed in version",
+}
+_TABLE_BORDER = re.compile(r"^[+|]?[-=+| ]*$")
+
+
+def _lead_comment_dropped(text: str) -> list[str]:
+    """Lines of a chunk, without a leading comment line cut from its block (it would swallow
+    the indented text after it), dedented."""
+    lines = text.splitlines()
+    if lines and _COMMENT.match(lines[0]) and not _DIRECTIVE.match(lines[0]):
+        lines = lines[1:]
+    widths = [_indent(line) for line in lines if line.strip()]
+    cut = min(widths) if widths else 0
+    return [line[cut:] for line in lines]
+
+
+def _directives_as_prose(lines: list[str]) -> str:
+    """Rewrite directive headers that carry meaning into plain lines, each body kept as prose:
+    an API entry's signature, "Changed in version 3.7.", a table's caption."""
+    out: list[str] = []
+    for line in lines:
+        match = _DIRECTIVE.match(line)
+        if match:
+            name, argument = match.group(1).lower(), match.group(2).strip().rstrip("\\").strip()
+            indent = line[: _indent(line)]
+            if name.split(":")[-1] in _ENTRY_DIRECTIVES and argument:
+                out += [indent + argument, "", indent + ".. rubric::"]
+                continue
+            if name in _VERSION_DIRECTIVES:
+                label = f"{_VERSION_DIRECTIVES[name]} {argument}."
+                out += [indent + label, "", indent + ".. rubric::"]
+                continue
+            if name in _BODY_DIRECTIVES:
+                out += ([indent + argument, ""] if argument else []) + [indent + ".. rubric::"]
+                continue
+        out.append(line)
+    return "\n".join(out)
+
+
+def prose_view(text: str, *, code_lines: int = 0) -> str:
+    """What a text says, as a model reads it best: reST/Markdown markup stripped (roles,
+    literals, links, emphasis), headings, comments, rules and directive options dropped, API
+    signatures and version notes kept as plain lines, table cells as text, one line per block.
+
+    Code blocks keep their first `code_lines` lines (0: dropped), so a fixed token budget holds
+    more prose; a text that is nothing but code keeps all of it. Used for the text a store
+    embeds; BM25 keeps indexing the raw text, so a term only in code is still found."""
+    parts: list[str] = []
+    code: list[str] = []
+    for kind, piece in blocks(_directives_as_prose(_lead_comment_dropped(text))):
+        if kind == "code":
+            lines = [line.strip() for line in piece.splitlines() if line.strip()]
+            code.append(" ".join(lines))
+            if code_lines > 0 and lines:
+                parts.append(" ".join(lines[:code_lines]))
+            continue
+        if kind == "table":
+            cells = [
+                cell.strip()
+                for row in piece.splitlines() if not _TABLE_BORDER.match(row.strip())
+                for cell in row.strip().strip("|").split("|")
+            ]
+            piece = " ".join(cell for cell in cells if cell)
+        cleaned = clean_markup(_BULLET.sub("", piece.strip(), count=1))
+        if cleaned:
+            parts.append(cleaned)
+    if not parts:
+        parts = [c for c in code if c]
+    return "\n".join(parts) if parts else normalize_space(clean_markup(text))
