@@ -226,6 +226,28 @@ def test_broken_links_and_link_loops_name_the_problem(tmp_path: Path) -> None:
     assert load_document(tmp_path / "link.md").title == "Real"  # a link to a file is fine
 
 
+def test_html_navigation_is_not_indexed_and_headings_read_like_the_body(tmp_path: Path) -> None:
+    page = """<html><head><title>6.2. <code>apt</code>, <code>dpkg</code> Commands</title></head>
+<body><nav><a href="/">Home</a> Site menu</nav>
+<ul class="docnav top"><li><a href="prev.html">Prev</a></li><li>The Handbook</li></ul>
+<div role="navigation">Breadcrumb trail</div>
+<h1>6.2. <code>apt</code>, <code>dpkg</code> Commands</h1>
+<p>Use <code>apt</code>, then <code>dpkg</code>.</p>
+<h2>First<br>steps</h2><p>Update the lists.</p>
+<footer role="contentinfo">Copyright notice</footer>
+</body></html>"""
+    doc = load_document(_write(tmp_path, "apt.html", page))
+    for chrome in ("Site menu", "Prev", "The Handbook", "Breadcrumb", "Copyright"):
+        assert chrome not in doc.text
+    assert "Use apt, then dpkg." in doc.text
+    assert doc.title == "6.2. apt, dpkg Commands"
+    assert [p for _, p in doc.headings] == [
+        ("6.2. apt, dpkg Commands",), ("6.2. apt, dpkg Commands", "First steps"),
+    ]
+    for start, path in doc.headings:
+        assert doc.text[start:].startswith(path[-1])
+
+
 def test_deep_html_is_a_parse_error_and_moderate_depth_parses(tmp_path: Path) -> None:
     from ragloom.tools.ingest.loaders import MAX_HTML_DEPTH
 

@@ -14,6 +14,7 @@ import stat
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ragloom.core.documents import Document
 from ragloom.core.errors import (
@@ -226,7 +227,30 @@ _BLOCK_TAGS = {
     "p", "div", "section", "article", "li", "ul", "ol", "pre", "table", "tr", "br", "blockquote",
     "h1", "h2", "h3", "h4", "h5", "h6", "header", "footer", "main", "dd", "dt", "dl", "hr",
 }
-_SKIP_TAGS = {"script", "style", "noscript", "template", "head"}
+_SKIP_TAGS = {"script", "style", "noscript", "template", "head", "nav"}
+# Site chrome, not content: ARIA landmark roles and the class names documentation generators give
+# their navigation bars (DocBook/Publican "navheader"/"docnav", breadcrumbs).
+_SKIP_ROLES = {"navigation", "search", "banner", "contentinfo"}
+_SKIP_CLASSES = {"navheader", "navfooter", "docnav", "breadcrumb", "breadcrumbs"}
+
+
+def _is_chrome(tag: Any) -> bool:
+    """Whether an element is navigation or other site chrome (never indexed)."""
+    if tag.name in _SKIP_TAGS or str(tag.get("role") or "").lower() in _SKIP_ROLES:
+        return True
+    classes = tag.get("class") or ()
+    return any(str(c).lower() in _SKIP_CLASSES for c in classes)
+
+
+def _inline_text(tag: Any) -> str:
+    """A heading's text joined as the body joins inline elements ("apt-get, and"), with `<br>`
+    as a space and whitespace collapsed."""
+    from bs4 import NavigableString
+
+    pieces = [str(node) if type(node) is NavigableString else " "
+              for node in tag.descendants
+              if type(node) is NavigableString or getattr(node, "name", None) == "br"]
+    return " ".join("".join(pieces).split())
 
 
 def _parse_html(text: str, name: str) -> tuple[str, str, Headings]:
@@ -268,12 +292,12 @@ def _parse_html(text: str, name: str) -> tuple[str, str, Headings]:
                 if piece.strip() or (parts and not parts[-1].endswith((" ", "\n"))):
                     emit(piece.lstrip() if not parts or parts[-1].endswith("\n") else piece)
             continue
-        if not isinstance(child, Tag) or child.name in _SKIP_TAGS:
+        if not isinstance(child, Tag) or _is_chrome(child):
             continue
         if child.name in _BLOCK_TAGS:
             newline()
         if re.fullmatch(r"h[1-6]", child.name):
-            heading = " ".join(child.get_text(" ").split())
+            heading = _inline_text(child)
             if heading:
                 found.append((length, int(child.name[1]), heading))
                 emit(heading + "\n")
@@ -286,7 +310,7 @@ def _parse_html(text: str, name: str) -> tuple[str, str, Headings]:
 
     body = "".join(parts)
     title_tag = soup.find("title")
-    title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
+    title = _inline_text(title_tag) if title_tag else ""
     return body, title or _first_title(found), _heading_paths(found)
 
 
