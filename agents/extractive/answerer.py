@@ -176,7 +176,7 @@ class ExtractiveAnswerer:
             return Draft(NO_ANSWER)
         self._score(question, query, cands)
         limit = max(1, self.max_sentences - 1) if feedback else self.max_sentences
-        chosen = self._select(query, cands, limit)
+        chosen = _with_first_passage(self._select(query, cands, limit), cands, limit)
         if not chosen:
             return Draft(NO_ANSWER)
         # answer order: by chunk rank, then as written in the chunk
@@ -213,6 +213,25 @@ class ExtractiveAnswerer:
 
     async def aanswer(self, question: str, chunks: Sequence[Chunk], feedback: str = "") -> Draft:
         return self.answer(question, chunks, feedback)
+
+
+def _with_first_passage(
+    chosen: list[_Candidate], cands: list[_Candidate], limit: int
+) -> list[_Candidate]:
+    """Keep the first passage in the answer: when no chosen sentence comes from it, its best
+    sentence (one with question terms, not an instruction) takes the last pick's place. The
+    first passage is the likeliest source; term overlap alone often prefers a neighbour that
+    repeats the question's words (measured on two corpora: benchmarks/RESULTS.md)."""
+    if not chosen:
+        return chosen
+    first = min(c.rank for c in cands)
+    if any(c.rank == first for c in chosen):
+        return chosen
+    own = [c for c in cands
+           if c.rank == first and c.score > 0 and not is_meta_instruction(c.sentence.text)]
+    if not own:
+        return chosen
+    return [max(own, key=lambda c: c.score), *chosen][:limit]
 
 
 def _gain(cand: _Candidate, query: set[str], covered: set[str]) -> float:
