@@ -118,8 +118,9 @@ def embed_in_windows(
 
 
 def _default_threads() -> int:
-    """Half the cores (at least 1, at most 8): leaves room for the rest of the process."""
-    return max(1, min(8, (os.cpu_count() or 2) // 2))
+    """Every core, at most 8 (torch's own default is the physical cores): ingest is the one
+    long embedding job (the ONNX backend runs a single query on one thread either way)."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 def _load_local_model(device: str) -> Any:
