@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -304,20 +305,23 @@ def retrieve(
 
 
 class _MultiSearch:
-    """Run several searches (in parallel under async), merge them by best score, and, with a
-    reranker, reorder the first `rerank_depth` for the first query."""
+    """Run several searches (in parallel under async), merge them by best score, with a
+    reranker reorder the first `rerank_depth` for the first query, and let no source fill more
+    than `max_chunks_per_source` of the passages (so they span that many more documents)."""
 
     def __init__(self, deps: AssistantDeps, tenant: str | None, queries: list[str]) -> None:
         self.deps, self.tenant, self.queries = deps, tenant, queries
         self.reranker = deps.reranker
         settings = deps.retrieval
+        self.cap = settings.max_chunks_per_source
         self.depth = max(settings.k, settings.rerank_depth) if self.reranker else settings.k
+        self.fetch = max(self.depth, 4 * settings.k) if self.cap else self.depth
         self.limit = settings.k + 2 * (len(queries) - 1)
 
     def _one(self, query: str) -> list[Chunk]:
         settings = self.deps.retrieval
         return self.deps.store.search(
-            query, k=self.depth, mode=settings.mode, alpha=settings.alpha, tenant=self.tenant
+            query, k=self.fetch, mode=settings.mode, alpha=settings.alpha, tenant=self.tenant
         )
 
     def _merge(self, results: Sequence[list[Chunk]]) -> list[Chunk]:
@@ -327,14 +331,25 @@ class _MultiSearch:
                 kept = best.get(chunk.id)
                 if kept is None or (chunk.score or 0) > (kept.score or 0):
                     best[chunk.id] = chunk
-        ranked = sorted(best.values(), key=lambda c: (-(c.score or 0.0), c.id))
-        return ranked[: max(self.limit, self.depth)]
+        return sorted(best.values(), key=lambda c: (-(c.score or 0.0), c.id))
+
+    def _passages(self, ranked: list[Chunk]) -> list[Chunk]:
+        if self.cap:
+            per_source: Counter[str] = Counter()
+            capped = []
+            for chunk in ranked:
+                per_source[chunk.source] += 1
+                if per_source[chunk.source] <= self.cap:
+                    capped.append(chunk)
+            ranked = capped
+        return ranked[: self.limit]
 
     def run(self) -> list[Chunk]:
         merged = self._merge([self._one(q) for q in self.queries])
         if self.reranker is not None:
-            merged = self.reranker.rerank(self.queries[0], merged[: self.depth])
-        return merged[: self.limit]
+            head = self.reranker.rerank(self.queries[0], merged[: self.depth])
+            merged = [*head, *merged[self.depth:]]
+        return self._passages(merged)
 
     async def arun(self) -> list[Chunk]:
         results = await asyncio.gather(*(asyncio.to_thread(self._one, q) for q in self.queries))
@@ -342,9 +357,10 @@ class _MultiSearch:
         if self.reranker is not None:
             twin = getattr(self.reranker, "arerank", None)
             head = merged[: self.depth]
-            merged = await (twin(self.queries[0], head) if twin is not None else
-                            asyncio.to_thread(self.reranker.rerank, self.queries[0], head))
-        return merged[: self.limit]
+            head = await (twin(self.queries[0], head) if twin is not None else
+                          asyncio.to_thread(self.reranker.rerank, self.queries[0], head))
+            merged = [*head, *merged[self.depth:]]
+        return self._passages(merged)
 
 
 def grade_documents(

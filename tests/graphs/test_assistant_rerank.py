@@ -77,3 +77,25 @@ def test_the_wiring_builds_the_configured_reranker(tmp_path) -> None:
     assert isinstance(Wiring(semantic, store=store).reranker, SemanticReranker)
     default = load_settings(engine="extractive", store={"path": str(tmp_path / "s.db")})
     assert Wiring(default, store=store).reranker is None
+
+
+@pytest.mark.parametrize(("cap", "expected"), [
+    (1, ["a0", "b0", "c0", "d0"]), (2, ["a0", "a1", "b0", "b1"]), (0, ["a0", "a1", "a2", "b0"]),
+])
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_no_source_fills_more_passages_than_its_cap(
+    cap: int, expected: list[str], mode: str
+) -> None:
+    """Three chunks of a.md outscore everything; with a cap the k passages span more sources."""
+    words = {"a": 12, "b": 8, "c": 5, "d": 3}
+    chunks = [Chunk(id=f"{s}{i}", source=f"{s}.md", text="octal " * (n - i) + f"{s} part {i}")
+              for s, n in words.items() for i in range(3)]
+    store = ListStore(chunks)
+    deps = AssistantDeps(store=store, roles=scripted_roles(Script(rewrites=["octal"])),
+                         retrieval=RetrievalSettings(k=4, max_chunks_per_source=cap))
+    graph = build_assistant_graph(deps, checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "t"}}
+    question = {"question": "What about octal?"}
+    graph.invoke(question, config) if mode == "invoke" else asyncio.run(
+        graph.ainvoke(question, config))
+    assert [c["id"] for c in graph.get_state(config).values["chunks"]] == expected
