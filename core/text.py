@@ -555,8 +555,9 @@ def prose_view(text: str, *, code_lines: int = 0) -> str:
     signatures and version notes kept as plain lines, table cells as text, one line per block.
 
     Code blocks keep their first `code_lines` lines (0: dropped), so a fixed token budget holds
-    more prose; a text that is nothing but code keeps all of it. Used for the text a store
-    embeds; BM25 keeps indexing the raw text, so a term only in code is still found."""
+    more prose; a text that is nothing but code keeps all of it. Not what the stores embed by
+    default (it lost on the tune half of python-docs); `benchmarks/retrieval_bench.py` builds
+    `TOKENS:OVERLAP:prose` stores that embed it, to measure it on other corpora."""
     parts: list[str] = []
     code: list[str] = []
     for kind, piece in blocks(_directives_as_prose(_lead_comment_dropped(text))):
