@@ -98,16 +98,16 @@ class RetrievalSettings(BaseModel):
     """How the assistant retrieves."""
 
     mode: Literal["bm25", "vector", "hybrid"] = "hybrid"
-    alpha: float = Field(0.75, ge=0.0, le=1.0, description="hybrid: weight of the vector leg")
+    alpha: float = Field(0.7, ge=0.0, le=1.0, description="hybrid: weight of the vector leg")
     k: int = Field(6, ge=1)
     max_chunks_per_source: int = Field(
         1, ge=0, description="assistant: passages one source may fill among its k (0: no cap)"
     )
     chunk_tokens: int = Field(
-        400, ge=32, description="chunk size in the model's word pieces (the vector reads the "
+        800, ge=32, description="chunk size in the model's word pieces (the vector reads the "
         "first 256 with the context line, BM25 all of it)"
     )
-    chunk_overlap: int = Field(48, ge=0)
+    chunk_overlap: int = Field(64, ge=0)
     fusion: Literal["relative", "rrf", "document"] = "relative"
     candidates: int = Field(200, ge=1, description="hybrid: chunks fetched per leg")
     stopwords: bool = Field(False, description="drop stop words from BM25 queries")

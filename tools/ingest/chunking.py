@@ -93,11 +93,11 @@ class _Section:
     heading_path: tuple[str, ...]
 
 
-# Measured on python-docs (benchmarks/RESULTS.md): 400-piece chunks (the model embeds the first
-# 256 with the context line, BM25 indexes all) beat 200-piece ones by 0.05 nDCG@10: fewer chunks,
-# fewer distractors at document level.
-DEFAULT_CHUNK_TOKENS = 400
-DEFAULT_OVERLAP = 48
+# Measured on python-docs and a Debian HTML corpus (benchmarks/RESULTS.md): 800-piece chunks (the
+# model embeds the first 256 with the context line, BM25 indexes all) beat 400-piece ones, and
+# those 200-piece ones: fewer chunks, fewer distractors at document level.
+DEFAULT_CHUNK_TOKENS = 800
+DEFAULT_OVERLAP = 64
 
 
 def split_document(
