@@ -262,6 +262,8 @@ def ingest_env(store: Path) -> dict[str, str]:
     env.update({
         "RAGLOOM_EMBEDDER__KIND": "hashing", "RAGLOOM_EMBEDDER__DIMENSIONS": "64",
         "RAGLOOM_STORE__KIND": "embedded", "RAGLOOM_STORE__PATH": str(store),
+        # 400-piece chunks: enough of them in a few pages for kills to land mid-ingest
+        "RAGLOOM_RETRIEVAL__CHUNK_TOKENS": "400", "RAGLOOM_RETRIEVAL__CHUNK_OVERLAP": "48",
         "RAGLOOM_LOG_FORMAT": "json", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     })
