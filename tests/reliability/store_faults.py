@@ -23,6 +23,7 @@ overlapping folders into one store run at once: each ends with exit 0, or exit 1
 from __future__ import annotations
 
 import copy
+import json
 import os
 import random
 import shutil
@@ -431,7 +432,8 @@ def run_concurrent_ingests(cwd: Path, reference: _Reference, folders: Sequence[S
         out, err = proc.communicate(timeout=timeout)
         busy = proc.returncode == 1 and "store_unavailable" in err and "busy" in err
         outcomes.append({"paths": list(paths), "returncode": proc.returncode, "busy": busy,
-                         "traceback": "Traceback" in err or "Traceback" in out})
+                         "traceback": "Traceback" in err or "Traceback" in out,
+                         "failures": _failures(out), "stderr": err[-600:]})
         if busy:
             outcomes[-1]["rerun_returncode"] = run_ingest(cwd, store, *paths).returncode
     final = store_state(store)
@@ -453,6 +455,15 @@ def run_concurrent_ingests(cwd: Path, reference: _Reference, folders: Sequence[S
         "hash_mismatch": int(final.sources != reference.sources),
     }
     return summary
+
+
+def _failures(report: str) -> list[tuple[str, str, str]] | None:
+    """(source, code, reason) of each failure in an `ingest --json` report, for the summary."""
+    try:
+        failed = json.loads(report).get("failed", [])
+    except ValueError:
+        return None
+    return [(f["source"], f["code"], f["reason"][:200]) for f in failed]
 
 
 def big_page(dest: Path, size: int, *, source: Path = CORPUS) -> Path:

@@ -224,3 +224,19 @@ def test_a_writer_locked_out_gets_a_typed_busy_error(
     assert store.upsert(_chunks(2)) == 2
     assert store.count() == 2
     store.close()
+
+
+def test_opening_a_new_store_another_process_holds_locked_is_a_typed_busy_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second of two ingests started at once on a new file must not fail untyped."""
+    monkeypatch.setattr(embedded, "_BUSY_TIMEOUT_MS", 100)
+    other = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # creating it: no WAL switch possible until it commits
+    with pytest.raises(StoreUnavailableError, match="busy"):
+        embedded.EmbeddedStore(tmp_path / "s.db", HashingEmbedder(32))
+    other.execute("ROLLBACK")
+    other.close()
+    store = embedded.EmbeddedStore(tmp_path / "s.db", HashingEmbedder(32))
+    assert store.upsert(_chunks(2)) == 2
+    store.close()

@@ -130,8 +130,8 @@ class EmbeddedStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+            except sqlite3.Error as exc:  # e.g. switching a new file to WAL while another
+                raise self._error(exc, "cannot open store") from exc  # process creates it
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -149,12 +149,16 @@ class EmbeddedStore:
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _BUSY_CODES:
-                raise StoreUnavailableError(
-                    f"store {self.path} is busy: another process held its write lock past the "
-                    f"{_BUSY_TIMEOUT_MS // 1000} s wait ({exc}); try again when it is done"
-                ) from exc
-            raise StoreError(f"store {self.path}: {exc}") from exc
+            raise self._error(exc, "store") from exc
+
+    def _error(self, exc: sqlite3.Error, what: str) -> StoreError:
+        """A SQLite error as a store error: a lock held past the wait is a retryable busy one."""
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _BUSY_CODES:
+            return StoreUnavailableError(
+                f"store {self.path} is busy: another process held its write lock past the "
+                f"{_BUSY_TIMEOUT_MS // 1000} s wait ({exc}); try again when it is done"
+            )
+        return StoreError(f"{what} {self.path}: {exc}")
 
     def _init_schema(self) -> None:
         with self._write_lock, self._transaction(write=True) as conn:
