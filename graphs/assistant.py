@@ -307,7 +307,7 @@ def retrieve(
 class _MultiSearch:
     """Run several searches (in parallel under async), merge them by best score, with a
     reranker reorder the first `rerank_depth` for the first query, and let no source fill more
-    than `max_chunks_per_source` of the passages (so they span that many more documents)."""
+    than `max_chunks_per_source` of the passages (so they span more documents)."""
 
     def __init__(self, deps: AssistantDeps, tenant: str | None, queries: list[str]) -> None:
         self.deps, self.tenant, self.queries = deps, tenant, queries
