@@ -153,17 +153,19 @@ class Wiring:
     def reranker(self) -> Reranker | None:
         """The reranker `settings.retrieval.reranker` picks, run after fusion (None: keep the
         fused order)."""
-        from ragloom.agents.rerank import build_reranker
-        from ragloom.tools.rerank import NoReranker
+        from ragloom.tools.rerank import NoReranker, build_reranker
+
+        def llm() -> Reranker:
+            from ragloom.agents.rerank import LLMReranker
+
+            return LLMReranker(self.dspy_lm, self._registry.load("reranker"))
 
         choice = self.settings.retrieval.reranker
-        llm = choice == "llm"
         chosen = build_reranker(
             self.settings,
             embedder=self.embedder if choice == "semantic" else None,
             store=self.store,
-            lm=self.dspy_lm if llm else None,
-            program=self._registry.load("reranker") if llm else None,
+            llm=llm if self.settings.resolved_engine == "openai" else None,
         )
         return None if isinstance(chosen, NoReranker) else chosen
 

@@ -17,7 +17,7 @@ order.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -31,6 +31,7 @@ from ragloom.tools.stores.base import chunk_context, min_max
 
 if TYPE_CHECKING:
     from ragloom.core.embedders import Embedder
+    from ragloom.core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -168,3 +169,42 @@ class WeaviateReranker:
 def _passage(chunk: Chunk) -> str:
     context = chunk_context(chunk)
     return f"{context}\n{chunk.text}" if context else chunk.text
+
+
+def build_reranker(
+    settings: Settings, *, embedder: Any = None, store: Any = None,
+    llm: Callable[[], Reranker] | None = None,
+) -> Reranker:
+    """The reranker `settings.retrieval.reranker` names; `auto` picks, in order: a configured
+    cross-encoder, the Weaviate collection's reranker module, else none. The LLM reranker is
+    asked for by name (`llm`): it adds one sequential LLM round trip before grading (which
+    already judges each passage on the openai engine); the offline semantic reranker did not
+    measurably help on python-docs (`semantic`). `llm` makes the LLM reranker
+    (`agents.rerank.LLMReranker`, on the gateway's DSPy LM) only when it is picked, so the offline
+    path never imports DSPy."""
+    choice = settings.retrieval.reranker
+    if choice == "none":
+        return NoReranker()
+    if choice == "cross-encoder" or (choice == "auto" and settings.retrieval.cross_encoder_model):
+        if not settings.retrieval.cross_encoder_model:
+            raise ConfigError("the cross-encoder reranker needs a model",
+                              setting="retrieval.cross_encoder_model",
+                              fix="name a local CrossEncoder model, or pick another reranker")
+        return CrossEncoderReranker(settings.retrieval.cross_encoder_model)
+    has_module = store is not None and bool(getattr(store, "has_reranker", lambda: False)())
+    if choice == "weaviate" or (choice == "auto" and has_module):
+        if store is None or not hasattr(store, "rerank"):
+            raise ConfigError("the weaviate reranker needs the Weaviate store",
+                              setting="retrieval.reranker", fix="set store.kind = 'weaviate'")
+        return WeaviateReranker(store, tenant=settings.store.tenant)
+    if choice == "llm":
+        if llm is None:
+            raise ConfigError("the llm reranker needs the gateway's LM",
+                              setting="retrieval.reranker", fix="use engine = 'openai'")
+        return llm()
+    if choice == "semantic":  # not picked by `auto`: +0.001 nDCG@10 on the tune half for
+        if embedder is None:  # 0.5 s per query (benchmarks/RESULTS.md, issue 12 section)
+            raise ConfigError("the semantic reranker needs an embedder",
+                              setting="retrieval.reranker", fix="pass the store's embedder")
+        return SemanticReranker(embedder)
+    return NoReranker()

@@ -53,3 +53,21 @@ def test_importing_the_packages_loads_no_heavy_library() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                             text=True, timeout=120, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_the_extractive_assistant_runs_without_dspy_or_torch(tmp_path) -> None:
+    """The offline cold path (`ragloom ask`) builds and runs the graph without the LLM stack."""
+    code = (
+        "import sys\n"
+        "from ragloom.core.settings import load_settings\n"
+        "from ragloom.graphs.wiring import Wiring\n"
+        f"store = {{'path': {str(tmp_path / 's.db')!r}}}\n"
+        "settings = load_settings(engine='extractive', store=store,"
+        " embedder={'kind': 'hashing', 'dimensions': 64})\n"
+        "graph = Wiring(settings).assistant(persist=False)\n"
+        "graph.invoke({'question': 'What is a tuple?'})\n"
+        f"print('heavy:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, check=True)
+    assert [line for line in result.stdout.splitlines() if line.startswith("heavy:")] == ["heavy:"]

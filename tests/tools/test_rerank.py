@@ -103,9 +103,12 @@ def test_llm_reranker_reads_labels_and_keeps_unranked_after() -> None:
 
 
 def test_build_reranker_follows_the_settings() -> None:
-    from ragloom.agents.rerank import LLMReranker, build_reranker
+    from dspy.utils import DummyLM
+
+    from ragloom.agents.rerank import LLMReranker
     from ragloom.core.errors import ConfigError
     from ragloom.core.settings import load_settings
+    from ragloom.tools.rerank import build_reranker
 
     offline = load_settings(engine="extractive")
     assert isinstance(build_reranker(offline), NoReranker)
@@ -114,12 +117,17 @@ def test_build_reranker_follows_the_settings() -> None:
     semantic = load_settings(engine="extractive", retrieval={"reranker": "semantic"})
     assert isinstance(build_reranker(semantic, embedder=local), SemanticReranker)
     none = load_settings(engine="openai", retrieval={"reranker": "none"})
-    assert isinstance(build_reranker(none, lm=object()), NoReranker)
+    def llm() -> LLMReranker:
+        return LLMReranker(DummyLM([{"ranking": []}]))
+
+    assert isinstance(build_reranker(none, llm=llm), NoReranker)
     ce = load_settings(retrieval={"cross_encoder_model": "/models/ce"})
     assert isinstance(build_reranker(ce), CrossEncoderReranker)
     online = load_settings(engine="openai")  # the grader already judges each passage
-    assert isinstance(build_reranker(online, lm=object()), NoReranker)
+    assert isinstance(build_reranker(online, llm=llm), NoReranker)
     asked = load_settings(engine="openai", retrieval={"reranker": "llm"})
-    assert isinstance(build_reranker(asked, lm=object()), LLMReranker)
+    assert isinstance(build_reranker(asked, llm=llm), LLMReranker)
+    with pytest.raises(ConfigError):
+        build_reranker(asked)  # no LM to rerank with
     with pytest.raises(ConfigError):
         build_reranker(load_settings(retrieval={"reranker": "cross-encoder"}))
