@@ -12,7 +12,7 @@ Copies the corpus to a scratch folder (so one file can be edited), then:
 `--compare-backends N` instead times the local model's two backends on the same N chunks (the
 shipped chunker's contextual texts, every few files of the corpus), torch and ONNX int8
 alternating for `--rounds` rounds so both see the same machine load, on the same thread count
-(`--threads`, default the embedders' own: half the cores), and prints chunks/s of each, their
+(`--threads`, default the embedders' own: every core, at most 8), and prints chunks/s of each, their
 ratio per round and the cosine between the two backends' vectors.
 """
 

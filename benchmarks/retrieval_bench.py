@@ -219,8 +219,12 @@ def search_grid(full: bool) -> list[tuple[SearchMode, float, SearchOptions]]:
     fusions = ("relative", "rrf", "document")
     for fusion, alpha in itertools.product(fusions, alphas):
         grid.append(("hybrid", alpha, SearchOptions(fusion=fusion)))
+    for alpha in alphas:  # the BM25 leg without stop words
+        grid.append(("hybrid", alpha, SearchOptions(stopwords=True)))
     if full:
         for candidates, weight, stop in itertools.product((50, 200), (1.0, 3.0), (True, False)):
+            if (candidates, weight, stop) == (200, 1.0, True):
+                continue  # in the small grid
             for alpha in (0.6, 0.7, 0.8):
                 grid.append(("hybrid", alpha, SearchOptions(
                     candidates=candidates, context_weight=weight, stopwords=stop)))
