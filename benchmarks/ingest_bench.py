@@ -1,5 +1,7 @@
 """Ingest throughput and re-ingest cost with the local embedder (prints JSON).
 
+`--embedder torch|onnx` picks the local model's runtime (chunking at the shipped defaults).
+
 Copies the corpus to a scratch folder (so one file can be edited), then:
 1. ingests it into a fresh embedded store (first run: chunks/s, share of time embedding);
 2. ingests it again (every file unchanged: nothing embedded; time as a share of run 1);
@@ -30,10 +32,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragloom.core.embedders import LocalEmbedder, OnnxEmbedder
+from ragloom.core.embedders import LOCAL_MAX_TOKENS, LocalEmbedder, OnnxEmbedder, local_tokenizer
 from ragloom.core.logging import configure_logging
 from ragloom.core.testing.embedders import HashingEmbedder
 from ragloom.tools.ingest import ingest_paths
+from ragloom.tools.ingest.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP
 from ragloom.tools.stores.embedded import EmbeddedStore
 
 
@@ -43,23 +46,29 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--store", type=Path, required=True, help="overwritten")
     parser.add_argument("--edit", default="library/json.rst", help="file to edit (relative)")
-    parser.add_argument("--embedder", choices=["local", "hashing"], default="local")
-    parser.add_argument("--chunk-tokens", type=int, default=256)
-    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--embedder", choices=["torch", "onnx", "hashing"], default="torch",
+                        help="the local model on torch or ONNX int8, or the hashing test embedder")
+    parser.add_argument("--chunk-tokens", type=int, default=DEFAULT_CHUNK_TOKENS)
+    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
     parser.add_argument("--compare-backends", type=int, default=0, metavar="N")
+    parser.add_argument("--skip", type=int, default=0, metavar="K",
+                        help="--compare-backends: start the sample after its first K texts")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None,
                         help="both backends' thread count (default: the embedders' own)")
     args = parser.parse_args()
     if args.compare_backends:
         print(json.dumps(compare_backends(args.corpus, args.compare_backends, args.rounds,
-                                          args.threads),
+                                          args.threads, args.skip),
                          indent=2))
         return
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{args.store}{suffix}").unlink(missing_ok=True)
-    embedder = LocalEmbedder() if args.embedder == "local" else HashingEmbedder(384)
+    if args.embedder == "hashing":
+        embedder = HashingEmbedder(384)
+    else:
+        embedder = LocalEmbedder() if args.embedder == "torch" else OnnxEmbedder()
     started = time.perf_counter()
     embedder.embed_documents(["warm up"])
     load_seconds = time.perf_counter() - started
@@ -108,7 +117,9 @@ def main() -> None:
     print(json.dumps(result, indent=2))
 
 
-def compare_backends(corpus: Path, n: int, rounds: int, threads: int | None = None) -> dict:
+def compare_backends(
+    corpus: Path, n: int, rounds: int, threads: int | None = None, skip: int = 0
+) -> dict:
     """chunks/s of torch vs ONNX int8 on the same contextual chunk texts, alternating, both on
     the same thread count."""
     from ragloom.tools.ingest import load_document, split_document
@@ -117,14 +128,17 @@ def compare_backends(corpus: Path, n: int, rounds: int, threads: int | None = No
     texts: list[str] = []
     for path in sorted(corpus.rglob("*.rst"))[::5]:
         texts += [embed_text(c) for c in split_document(load_document(path))]
-        if len(texts) >= n:
+        if len(texts) >= skip + n:
             break
-    texts = texts[:n]
+    texts = texts[skip:skip + n]
+    pieces = local_tokenizer(LOCAL_MAX_TOKENS).encode_batch(texts)
     backends = {"torch": LocalEmbedder(threads=threads), "onnx-int8": OnnxEmbedder(threads=threads)}
     for embedder in backends.values():
         embedder.embed_documents(texts[:2])  # load (and, once, export) outside the timing
     assert backends["torch"].threads == backends["onnx-int8"].threads
-    result: dict = {"chunks": len(texts), "threads": backends["torch"].threads,
+    result: dict = {"chunks": len(texts), "skipped": skip,
+                    "mean_word_pieces": round(sum(len(p.ids) for p in pieces) / len(texts), 1),
+                    "threads": backends["torch"].threads,
                     "cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg(), "rounds": []}
     vectors = {}
     for _ in range(rounds):
