@@ -202,8 +202,8 @@ def build_reranker(
             raise ConfigError("the llm reranker needs the gateway's LM",
                               setting="retrieval.reranker", fix="use engine = 'openai'")
         return llm()
-    if choice == "semantic":  # not picked by `auto`: +0.001 nDCG@10 on the tune half for
-        if embedder is None:  # 0.5 s per query (benchmarks/RESULTS.md, issue 12 section)
+    if choice == "semantic":  # not picked by `auto`: no nDCG@10 gain on the tune half, for
+        if embedder is None:  # 0.3-0.5 s per query (benchmarks/RESULTS.md, issue 12 sections)
             raise ConfigError("the semantic reranker needs an embedder",
                               setting="retrieval.reranker", fix="pass the store's embedder")
         return SemanticReranker(embedder)
